@@ -1,0 +1,3 @@
+"""Worthline: what your accounts and portfolios are worth, over time."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,53 @@
+"""The process-wide objects an app needs, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worthline.auth.service import Auth
+from worthline.kit.config import Settings
+from worthline.kit.db import Database
+from worthline.kit.ratelimit import RateLimiter
+from worthline.kit.security import AccessTokens, Passwords
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    limiter: RateLimiter
+    auth: Auth
+
+    @property
+    def access_tokens(self) -> AccessTokens:
+        return self.auth.access_tokens
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppContext:
+        return cls(
+            settings=settings,
+            db=Database(settings.effective_database_url),
+            limiter=RateLimiter(settings),
+            auth=Auth(
+                passwords=Passwords(
+                    settings.password_hash_time_cost, settings.password_hash_memory_kib
+                ),
+                access_tokens=AccessTokens(
+                    settings.signing_key, settings.jwt_issuer, settings.access_token_ttl
+                ),
+                refresh_ttl=settings.refresh_token_ttl,
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()
+        await _close_storage(self.limiter)
+
+
+async def _close_storage(limiter: RateLimiter) -> None:
+    close = getattr(limiter.storage, "aclose", None) or getattr(limiter.storage, "close", None)
+    if close is None:
+        return
+    result = close()
+    if hasattr(result, "__await__"):
+        await result

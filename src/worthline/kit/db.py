@@ -1,0 +1,199 @@
+"""Database engines, column types and the unit of work.
+
+One code path for both engines: SQLite (aiosqlite) for the embedded default and PostgreSQL
+(asyncpg) to scale out, chosen by the URL alone. Column types here behave the same on both:
+exact decimals, timezone-aware UTC datetimes, UUIDs and JSON (JSONB on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NewType
+
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Numeric, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Tell a session that may write from one that only reads (Polar's kit/db/postgres.py habit).
+WriteSession = NewType("WriteSession", AsyncSession)
+ReadSession = NewType("ReadSession", AsyncSession)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both engines (SQLite keeps no zone; we put it back).
+
+    Naive datetimes are refused at bind time: a timestamp without a zone is a bug, not UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite stores text; a fixed-width naive UTC form keeps ordering lexicographic.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """An exact decimal with a fixed number of places on both engines.
+
+    PostgreSQL: NUMERIC(38, scale). SQLite has no exact decimal, so the value is stored as a
+    scaled 64-bit integer (sums and comparisons stay exact and in SQL). A float, or a value with
+    more places than the column holds, is refused rather than rounded."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, scale: int, precision: int = 38) -> None:
+        super().__init__()
+        self.scale = scale
+        self.precision = precision
+        self._quantum = Decimal(1).scaleb(-scale)
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float | bool) or not isinstance(value, Decimal | int):
+            raise TypeError(f"ExactDecimal takes Decimal or int, not {type(value).__name__}")
+        value = Decimal(value)
+        if not value.is_finite():
+            raise ValueError("ExactDecimal takes finite values only")
+        if value.as_tuple().exponent < -self.scale and value != value.quantize(self._quantum):
+            raise ValueError(f"{value} has more than {self.scale} decimal places")
+        if dialect.name == "sqlite":
+            return int(value.scaleb(self.scale))
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-self.scale).quantize(self._quantum)
+        return Decimal(value).quantize(self._quantum)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+# Stable constraint names: Alembic needs them to alter tables on SQLite.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UUIDPrimaryKey:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+class CreatedAt:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, and explicit transactions: `BEGIN IMMEDIATE` for writing sessions, so
+    that SQLite's single writer is taken at the start (no lock upgrade midway, no deadlock)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=30000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("worthline_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, **kwargs)
+        _sqlite_pragmas(engine)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("connect_args", {"server_settings": {"timezone": "UTC"}})
+    return create_async_engine(url, **kwargs)
+
+
+class Database:
+    """The engine and the two session factories of one process."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = create_engine(url, **engine_kwargs)
+        self.dialect = self.engine.dialect.name
+        writer = self.engine.execution_options(worthline_write=True)
+        self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._write = async_sessionmaker(writer, expire_on_commit=False, autoflush=False)
+
+    def read_session(self) -> ReadSession:
+        return ReadSession(self._read())
+
+    def write_session(self) -> WriteSession:
+        return WriteSession(self._write())
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def unit_of_work(db: Database) -> AsyncIterator[WriteSession]:
+    """One writing transaction: committed once if the block succeeds, rolled back otherwise."""
+    async with db.write_session() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

@@ -1,0 +1,5 @@
+"""Imports every domain's models so that `Base.metadata` is complete (Alembic, tests)."""
+
+
+def load_all() -> None:
+    import worthline.auth.models  # noqa: F401
