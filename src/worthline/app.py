@@ -17,6 +17,7 @@ from worthline.kit.context import AppContext
 from worthline.kit.health import router as health_router
 from worthline.kit.middleware import RequestContextMiddleware
 from worthline.kit.problems import install_problem_handlers
+from worthline.ledger.endpoints import router as ledger_router
 
 API_PREFIX = "/api/v1"
 LARGE_BODY_PATHS = (f"{API_PREFIX}/journal/import",)
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     )
     app.include_router(health_router)
     app.include_router(auth_router, prefix=API_PREFIX)
+    app.include_router(ledger_router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

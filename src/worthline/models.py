@@ -3,3 +3,4 @@
 
 def load_all() -> None:
     import worthline.auth.models  # noqa: F401
+    import worthline.ledger.models  # noqa: F401

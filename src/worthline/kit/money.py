@@ -1,0 +1,52 @@
+"""Exact money: integers in minor units inside the ledger, decimal strings at the edges."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+
+_DECIMAL = re.compile(r"^-?\d{1,30}(\.\d{1,18})?$")
+
+
+def to_minor(amount: Decimal, exponent: int) -> int:
+    """Decimal → integer minor units; refuses (never rounds) more decimals than `exponent`."""
+    scaled = amount.scaleb(-exponent)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} has more than {-exponent} decimal places")
+    return int(scaled)
+
+
+def from_minor(minor: int, exponent: int) -> Decimal:
+    return Decimal(minor).scaleb(exponent)
+
+
+def format_minor(minor: int, exponent: int) -> str:
+    """`12345, -2` → `"123.45"`: always exactly the account's number of decimals."""
+    sign = "-" if minor < 0 else ""
+    digits = str(abs(minor))
+    places = -exponent
+    if places == 0:
+        return sign + digits
+    digits = digits.rjust(places + 1, "0")
+    return f"{sign}{digits[:-places]}.{digits[-places:]}"
+
+
+def _decimal_string(value: object) -> object:
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('money is a decimal string such as "25000.00", never a JSON number')
+    if not _DECIMAL.match(value):
+        raise ValueError(f"{value!r} is not a decimal number such as 25000.00")
+    return Decimal(value)
+
+
+DecimalString = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    Field(json_schema_extra={"type": "string", "examples": ["25000.00"]}),
+]
+"""A decimal given as a JSON string (API.md: money is never a JSON number)."""

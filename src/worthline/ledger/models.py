@@ -1,0 +1,126 @@
+"""The ledger's tables: accounts, batches, movements and the `balances_live` projection.
+
+Amounts are integers in the account's smallest unit (exponent -2: pence). Movements are
+insert-only; `balances_live` is derived from them (one row per account per day with activity,
+holding that day's closing balance) and its invariant is tested as a property.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from worthline.kit.db import Base, CreatedAt, ExactDecimal, JSONType, UTCDateTime, utcnow
+from worthline.kit.ids import uuid7
+
+ACCOUNT_TYPES = ("Asset", "Liability", "Equity", "Income", "Expense")
+DEFAULT_CODE = "PMNT:RCDT:BOOK"
+INTEREST_CODE = "LDAS:FTDP:INTR"
+
+
+class Account(CreatedAt, Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("user_id", "full_path"),
+        CheckConstraint("exponent BETWEEN -18 AND 0", name="exponent_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    full_path: Mapped[str] = mapped_column(String(255))
+    account_type: Mapped[str] = mapped_column(String(9))
+    product: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    is_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    currency: Mapped[str] = mapped_column(String(10))
+    exponent: Mapped[int] = mapped_column(SmallInteger)
+    annual_interest_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal(10))
+    name: Mapped[str | None] = mapped_column(String(200))
+    opened_on: Mapped[date] = mapped_column(Date)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+
+
+class Batch(Base):
+    """Movements recorded together, all or nothing: a journal transaction or a batch call."""
+
+    __tablename__ = "movement_batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    description: Mapped[str | None] = mapped_column(String(500))
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Movement(Base):
+    __tablename__ = "movements"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("from_account_id <> to_account_id", name="distinct_accounts"),
+        Index("ix_movements_from_value", "from_account_id", "value_time"),
+        Index("ix_movements_to_value", "to_account_id", "value_time"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("movement_batches.id"), index=True
+    )
+    from_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    to_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    code: Mapped[str] = mapped_column(String(14), default=DEFAULT_CODE)
+    value_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    knowledge_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    description: Mapped[str | None] = mapped_column(String(500))
+
+
+class BalanceLive(Base):
+    """Closing balance of an account on each day that has activity (go-luca's `balances_live`)."""
+
+    __tablename__ = "balances_live"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InterestAccrual(Base):
+    """One day of interest on one account: what accrued exactly, what was posted in whole minor
+    units, and the fraction carried to the next day. Unique per day: a rerun changes nothing."""
+
+    __tablename__ = "interest_accruals"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    accrual_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger)
+    posted: Mapped[int] = mapped_column(BigInteger)
+    carry: Mapped[Decimal] = mapped_column(ExactDecimal(12))
+    movement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("movements.id"))

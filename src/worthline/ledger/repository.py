@@ -1,0 +1,189 @@
+"""Ledger statements. Every query is scoped to the caller's user id; balances are read from the
+`balances_live` projection (plus the same day's movements) or, for `known_at`, summed from the
+movements as recorded by then."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, literal, or_, select, tuple_, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worthline.ledger.models import Account, BalanceLive, Movement
+from worthline.ledger.paths import prefix_pattern
+from worthline.ledger.projections import day_bounds
+
+
+def accounts_query(user_id: uuid.UUID) -> Select[tuple[Account]]:
+    return select(Account).where(Account.user_id == user_id)
+
+
+async def account(
+    session: AsyncSession, user_id: uuid.UUID, public_id: uuid.UUID
+) -> Account | None:
+    return await session.scalar(accounts_query(user_id).where(Account.public_id == public_id))
+
+
+async def lock_accounts(
+    session: AsyncSession, user_id: uuid.UUID, public_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Account]:
+    """Load and lock the accounts a write touches, in id order so that two writers never wait
+    on each other crosswise (no deadlock). SQLite takes its one write lock at BEGIN IMMEDIATE."""
+    rows = await session.scalars(
+        accounts_query(user_id)
+        .where(Account.public_id.in_(set(public_ids)))
+        .order_by(Account.id)
+        .with_for_update()
+    )
+    return {a.public_id: a for a in rows}
+
+
+async def accounts(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    account_type: str | None = None,
+    prefix: str | None = None,
+) -> list[Account]:
+    query = accounts_query(user_id).order_by(Account.full_path)
+    if account_type:
+        query = query.where(Account.account_type == account_type)
+    if prefix:
+        exact, like = prefix_pattern(prefix)
+        query = query.where(
+            or_(Account.full_path == exact, Account.full_path.like(like, escape="\\"))
+        )
+    return list(await session.scalars(query))
+
+
+def _net_on_day(account_col: Any, start: datetime, at: datetime) -> Any:
+    """Incoming minus outgoing of the account in [start, at], as a scalar subquery."""
+    incoming = (
+        select(func.coalesce(func.sum(Movement.amount), 0))
+        .where(
+            Movement.to_account_id == account_col,
+            Movement.value_time >= start,
+            Movement.value_time <= at,
+        )
+        .scalar_subquery()
+    )
+    outgoing = (
+        select(func.coalesce(func.sum(Movement.amount), 0))
+        .where(
+            Movement.from_account_id == account_col,
+            Movement.value_time >= start,
+            Movement.value_time <= at,
+        )
+        .scalar_subquery()
+    )
+    return incoming - outgoing
+
+
+def balance_expr(account_col: Any, at: datetime) -> Any:
+    """Balance of an account at value time `at`: the last closing balance before that day plus
+    the day's movements up to `at`. Index lookups only, whatever the account's history."""
+    start, _ = day_bounds(at.date())
+    previous = (
+        select(BalanceLive.balance)
+        .where(BalanceLive.account_id == account_col, BalanceLive.balance_date < at.date())
+        .order_by(BalanceLive.balance_date.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(previous, 0) + _net_on_day(account_col, start, at)
+
+
+async def balances_at(
+    session: AsyncSession, account_ids: Sequence[int], at: datetime
+) -> dict[int, int]:
+    """Balances of many accounts at `at`, in one query."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        select(Account.id, balance_expr(Account.id, at)).where(Account.id.in_(account_ids))
+    )
+    return {account_id: int(balance) for account_id, balance in rows}
+
+
+async def balance_known_at(
+    session: AsyncSession, account_id: int, at: datetime, known_at: datetime
+) -> int:
+    """What the ledger said at `known_at` about the balance at `at`: movements recorded later
+    are left out, so the projection (which holds today's knowledge) cannot be used."""
+
+    def side(column: Any) -> Any:
+        return (
+            select(func.coalesce(func.sum(Movement.amount), 0))
+            .where(
+                column == account_id, Movement.value_time <= at, Movement.knowledge_time <= known_at
+            )
+            .scalar_subquery()
+        )
+
+    result = await session.scalar(
+        select(side(Movement.to_account_id) - side(Movement.from_account_id))
+    )
+    return int(result or 0)
+
+
+async def closing_balances(
+    session: AsyncSession, account_id: int, start: date, end: date
+) -> tuple[int, list[tuple[date, int]]]:
+    """The closing balance before `start` and the projection rows in [start, end]."""
+    opening = await session.scalar(
+        select(BalanceLive.balance)
+        .where(BalanceLive.account_id == account_id, BalanceLive.balance_date < start)
+        .order_by(BalanceLive.balance_date.desc())
+        .limit(1)
+    )
+    rows = await session.execute(
+        select(BalanceLive.balance_date, BalanceLive.balance)
+        .where(
+            BalanceLive.account_id == account_id,
+            BalanceLive.balance_date >= start,
+            BalanceLive.balance_date <= end,
+        )
+        .order_by(BalanceLive.balance_date)
+    )
+    return int(opening or 0), [(d, int(b)) for d, b in rows]
+
+
+async def has_movements(session: AsyncSession, account_id: int) -> bool:
+    found = await session.scalar(
+        select(literal(1)).where(
+            or_(
+                select(Movement.id).where(Movement.from_account_id == account_id).exists(),
+                select(Movement.id).where(Movement.to_account_id == account_id).exists(),
+            )
+        )
+    )
+    return found is not None
+
+
+async def movements_page(
+    session: AsyncSession,
+    account_id: int,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[Movement]:
+    """Newest first by (value_time, id); `after` is the last row of the previous page."""
+
+    def side(column: Any) -> Select[Any]:
+        query = select(Movement).where(column == account_id)
+        if start is not None:
+            query = query.where(Movement.value_time >= start)
+        if end is not None:
+            query = query.where(Movement.value_time <= end)
+        if after is not None:
+            query = query.where(tuple_(Movement.value_time, Movement.id) < tuple_(*after))
+        return query.order_by(Movement.value_time.desc(), Movement.id.desc()).limit(limit)
+
+    both = union_all(side(Movement.from_account_id), side(Movement.to_account_id)).subquery()
+    rows = await session.execute(
+        select(both).order_by(both.c.value_time.desc(), both.c.id.desc()).limit(limit)
+    )
+    return [Movement(**row._mapping) for row in rows]

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from worthline.kit.money import DecimalString, format_minor
+from worthline.kit.schemas import Timestamp
+from worthline.ledger.models import ACCOUNT_TYPES, DEFAULT_CODE, Account
+
+_CODE = re.compile(r"^[A-Z]{4}:[A-Z]{4}:[A-Z]{4}$")
+
+
+def _code(value: str) -> str:
+    if not _CODE.match(value):
+        raise ValueError(
+            "an ISO 20022 bank transaction code is DOMAIN:FAMILY:SUBFAMILY, e.g. PMNT:RCDT:BOOK"
+        )
+    return value
+
+
+def _currency_code(value: str) -> str:
+    if not re.match(r"^[A-Z]{3}$", value):
+        raise ValueError("an ISO 4217 code is three upper-case letters, e.g. GBP")
+    from worthline.kit.currency import is_currency
+
+    if not is_currency(value):
+        raise ValueError(f"{value} is not an ISO 4217 currency code")
+    return value
+
+
+TransactionCode = Annotated[str, AfterValidator(_code)]
+Currency = Annotated[str, AfterValidator(_currency_code)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountIn(Strict):
+    full_path: str = Field(min_length=3, max_length=255, examples=["Asset:Bank:Current:Main"])
+    currency: Currency
+    exponent: int | None = Field(
+        default=None, ge=-18, le=0, description="Default: the currency's ISO 4217 minor unit"
+    )
+    annual_interest_rate: DecimalString | None = Field(
+        default=None, description='A fraction per year as a string: "0.045" is 4.5 %'
+    )
+    name: str | None = Field(default=None, max_length=200)
+
+
+class AccountOut(BaseModel):
+    id: uuid.UUID
+    full_path: str
+    account_type: str
+    product: str
+    account_id: str | None
+    address: str | None
+    is_pending: bool
+    currency: str
+    exponent: int
+    annual_interest_rate: str | None
+    name: str | None
+    balance: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, account: Account, balance: int) -> AccountOut:
+        rate = account.annual_interest_rate
+        return cls(
+            id=account.public_id,
+            full_path=account.full_path,
+            account_type=account.account_type,
+            product=account.product,
+            account_id=account.account_id,
+            address=account.address,
+            is_pending=account.is_pending,
+            currency=account.currency,
+            exponent=account.exponent,
+            annual_interest_rate=None if rate is None else format(rate.normalize(), "f"),
+            name=account.name,
+            balance=format_minor(balance, account.exponent),
+            created_at=account.created_at,
+        )
+
+
+class AccountList(BaseModel):
+    accounts: list[AccountOut]
+    total_count: int
+
+
+AccountType = Annotated[str, AfterValidator(lambda v: _one_of(v, ACCOUNT_TYPES))]
+
+
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    return value
+
+
+class MovementIn(Strict):
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    amount: DecimalString
+    code: TransactionCode = DEFAULT_CODE
+    value_time: Timestamp | None = Field(
+        default=None, description="When it happened economically; default now; may be past"
+    )
+    description: str | None = Field(default=None, max_length=500)
+
+
+class BatchIn(Strict):
+    movements: list[MovementIn] = Field(min_length=1, max_length=1000)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class MovementOut(BaseModel):
+    id: uuid.UUID
+    batch_id: uuid.UUID | None
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    amount: str
+    currency: str
+    code: str
+    value_time: Timestamp
+    knowledge_time: Timestamp
+    description: str | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any], source: Account, target: Account) -> MovementOut:
+        return cls(
+            id=row["id"],
+            batch_id=row["batch_id"],
+            from_account_id=source.public_id,
+            to_account_id=target.public_id,
+            amount=format_minor(row["amount"], source.exponent),
+            currency=source.currency,
+            code=row["code"],
+            value_time=row["value_time"],
+            knowledge_time=row["knowledge_time"],
+            description=row["description"],
+        )
+
+
+class BatchOut(BaseModel):
+    batch_id: uuid.UUID
+    movements: list[MovementOut]
+
+
+class MovementPage(BaseModel):
+    movements: list[MovementOut]
+    total_count: int = Field(description="Movements on this page")
+    next_cursor: str | None
+
+
+class BalanceOut(BaseModel):
+    account_id: uuid.UUID
+    balance: str
+    currency: str
+    at: Timestamp
+    known_at: Timestamp
+
+
+class DailyBalance(BaseModel):
+    date: date
+    balance: str
+
+
+class DailyBalances(BaseModel):
+    account_id: uuid.UUID
+    currency: str
+    balances: list[DailyBalance]
+
+
+class PrefixBalances(BaseModel):
+    prefix: str
+    balances_by_currency: dict[str, str]
+    account_count: int

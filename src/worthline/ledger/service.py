@@ -1,0 +1,221 @@
+"""Accounts and movements. Services flush; the edge commits.
+
+Recording a movement: load and lock both accounts (in id order), check them, insert the
+movement, bring `balances_live` up to date: all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worthline.kit.currency import is_currency, minor_unit
+from worthline.kit.db import utcnow
+from worthline.kit.ids import uuid7
+from worthline.kit.money import to_minor
+from worthline.kit.problems import Conflict, NotFound, ValidationProblem
+from worthline.ledger import projections
+from worthline.ledger import repository as repo
+from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
+from worthline.ledger.paths import parse_path
+
+# Value times outside this range are mistakes (a year typed as 20024), not history.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+class AccountNotFound(NotFound):
+    slug, title = "account-not-found", "Account Not Found"
+
+    def __init__(self, account_id: object = None) -> None:
+        super().__init__("Account not found" + (f": {account_id}" if account_id else ""))
+
+
+class AccountPathTaken(Conflict):
+    slug, title = "account-exists", "Account Already Exists"
+
+
+class AccountInUse(Conflict):
+    slug, title = "account-in-use", "Account In Use"
+
+
+class InvalidMovement(ValidationProblem):
+    slug, title = "invalid-movement", "Invalid Movement"
+
+
+def _invalid(loc: Sequence[str | int], msg: str) -> InvalidMovement:
+    return InvalidMovement(msg, [{"loc": list(loc), "msg": msg, "type": "value_error"}])
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    full_path: str
+    currency: str
+    exponent: int | None = None
+    annual_interest_rate: Decimal | None = None
+    name: str | None = None
+    opened_on: date | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMovement:
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    amount: Decimal
+    code: str = DEFAULT_CODE
+    value_time: datetime | None = None
+    description: str | None = None
+
+
+def account_values(user_id: uuid.UUID, spec: NewAccount, now: datetime) -> dict[str, Any]:
+    """Column values for a new account; ValueError (with a client-fit message) when invalid."""
+    path = parse_path(spec.full_path)
+    exponent = spec.exponent
+    if exponent is None:
+        if not is_currency(spec.currency):
+            raise ValueError(f"{spec.currency} is not an ISO 4217 currency; give its exponent")
+        exponent = -minor_unit(spec.currency)
+    if not -18 <= exponent <= 0:
+        raise ValueError("exponent must be between -18 and 0")
+    rate = spec.annual_interest_rate
+    if rate is not None and not Decimal("-1") < rate < Decimal("10"):
+        raise ValueError("annual_interest_rate is a fraction per year (0.045 = 4.5 %)")
+    return {
+        "public_id": uuid.uuid4(),
+        "user_id": user_id,
+        "full_path": path.full_path,
+        "account_type": path.account_type,
+        "product": path.product,
+        "account_id": path.account_id,
+        "address": path.address,
+        "is_pending": path.is_pending,
+        "currency": spec.currency,
+        "exponent": exponent,
+        "annual_interest_rate": rate,
+        "name": spec.name,
+        "opened_on": spec.opened_on or now.date(),
+        "meta": spec.meta or {},
+        "created_at": now,
+    }
+
+
+async def create_account(
+    session: AsyncSession, user_id: uuid.UUID, spec: NewAccount, now: datetime
+) -> Account:
+    try:
+        values = account_values(user_id, spec, now)
+    except ValueError as exc:
+        raise ValidationProblem(str(exc), [{"loc": ["body"], "msg": str(exc)}]) from exc
+    account = Account(**values)
+    try:
+        async with session.begin_nested():
+            session.add(account)
+            await session.flush()
+    except IntegrityError as exc:
+        raise AccountPathTaken(f"You already have an account {values['full_path']}") from exc
+    return account
+
+
+async def delete_account(session: AsyncSession, user_id: uuid.UUID, public_id: uuid.UUID) -> None:
+    account = await repo.account(session, user_id, public_id)
+    if account is None:
+        raise AccountNotFound(public_id)
+    if await repo.has_movements(session, account.id):
+        raise AccountInUse("Movements touch this account; it cannot be deleted")
+    await session.delete(account)
+    await session.flush()
+
+
+def check_value_time(value_time: datetime, loc: Sequence[str | int]) -> datetime:
+    if value_time.tzinfo is None:
+        value_time = value_time.replace(tzinfo=UTC)
+    if not EARLIEST <= value_time < LATEST:
+        raise _invalid(loc, "value_time must lie between 1900-01-01 and 2200-01-01")
+    return value_time.astimezone(UTC)
+
+
+async def record_movements(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    specs: Sequence[NewMovement],
+    *,
+    batch_description: str | None = None,
+    batched: bool = False,
+    now: datetime | None = None,
+) -> tuple[uuid.UUID | None, list[dict[str, Any]]]:
+    """Record movements atomically (one batch id when `batched`), with projections."""
+    now = now or utcnow()
+    loc_base: list[str | int] = ["body", "movements"] if batched else ["body"]
+    accounts = await repo.lock_accounts(
+        session, user_id, [i for s in specs for i in (s.from_account_id, s.to_account_id)]
+    )
+    batch_id = uuid7() if batched else None
+    rows: list[dict[str, Any]] = []
+    deltas: dict[tuple[int, date], int] = defaultdict(int)
+    for index, spec in enumerate(specs):
+        loc = [*loc_base, index] if batched else loc_base
+        source = accounts.get(spec.from_account_id)
+        target = accounts.get(spec.to_account_id)
+        if source is None:
+            raise AccountNotFound(spec.from_account_id)
+        if target is None:
+            raise AccountNotFound(spec.to_account_id)
+        if source.id == target.id:
+            raise _invalid([*loc, "to_account_id"], "from and to must be different accounts")
+        if (source.currency, source.exponent) != (target.currency, target.exponent):
+            raise _invalid(
+                [*loc, "to_account_id"],
+                f"currency mismatch: {source.full_path} is {source.currency} "
+                f"(exponent {source.exponent}), {target.full_path} is {target.currency} "
+                f"(exponent {target.exponent})",
+            )
+        if spec.amount <= 0:
+            raise _invalid([*loc, "amount"], "amount must be greater than zero")
+        try:
+            amount = to_minor(spec.amount, source.exponent)
+        except ValueError as exc:
+            raise _invalid(
+                [*loc, "amount"], f"{exc} ({source.currency} allows {-source.exponent})"
+            ) from exc
+        if amount >= 2**62:
+            raise _invalid([*loc, "amount"], "amount is too large")
+        value_time = check_value_time(spec.value_time or now, [*loc, "value_time"])
+        rows.append(
+            {
+                "id": uuid7(),
+                "batch_id": batch_id,
+                "from_account_id": source.id,
+                "to_account_id": target.id,
+                "amount": amount,
+                "code": spec.code,
+                "value_time": value_time,
+                "knowledge_time": now,
+                "description": spec.description,
+            }
+        )
+        day = value_time.date()
+        deltas[(source.id, day)] -= amount
+        deltas[(target.id, day)] += amount
+
+    if batch_id is not None:
+        session.add(
+            Batch(id=batch_id, user_id=user_id, description=batch_description, created_at=now)
+        )
+        await session.flush()
+    await session.execute(insert(Movement), rows)
+    await projections.apply_days(session, deltas)
+    by_id = {a.id: a for a in accounts.values()}
+    for row in rows:
+        row["from_account"] = by_id[row["from_account_id"]]
+        row["to_account"] = by_id[row["to_account_id"]]
+    return batch_id, rows
