@@ -113,14 +113,13 @@ def users_create(
     async def run() -> str:
         ctx = AppContext.build(Settings())
         try:
-            async for session in unit_of_work(ctx.db):
+            async with unit_of_work(ctx.db) as session:
                 user = await ctx.auth.register(
                     session, body.email, body.password, body.base_currency, utcnow()
                 )
-                return str(user.id)
+            return str(user.id)
         finally:
             await ctx.close()
-        raise AssertionError("unreachable")
 
     try:
         user_id = asyncio.run(run())

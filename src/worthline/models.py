@@ -2,5 +2,5 @@
 
 
 def load_all() -> None:
-    import worthline.auth.models  # noqa: F401
+    import worthline.auth.models
     import worthline.ledger.models  # noqa: F401

@@ -7,17 +7,21 @@ exact decimals, timezone-aware UTC datetimes, UUIDs and JSON (JSONB on PostgreSQ
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NewType
+from typing import Any, NewType, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Numeric, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +30,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 # Tell a session that may write from one that only reads (Polar's kit/db/postgres.py habit).
 WriteSession = NewType("WriteSession", AsyncSession)
@@ -188,8 +194,11 @@ class Database:
         await self.engine.dispose()
 
 
+@asynccontextmanager
 async def unit_of_work(db: Database) -> AsyncIterator[WriteSession]:
-    """One writing transaction: committed once if the block succeeds, rolled back otherwise."""
+    """One writing transaction: committed once if the block succeeds, rolled back otherwise.
+
+    `async with unit_of_work(db) as session:`; a `return` inside the block commits too."""
     async with db.write_session() as session:
         try:
             yield session
@@ -197,3 +206,31 @@ async def unit_of_work(db: Database) -> AsyncIterator[WriteSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def is_retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in RETRYABLE_SQLSTATES
+
+
+async def with_retry(
+    session: AsyncSession, work: Callable[[], Awaitable[T]], attempts: int = 5
+) -> T:
+    """Run `work` so that a serialisation failure or deadlock never reaches the client: on
+    PostgreSQL inside a savepoint that is rolled back and retried (with jittered backoff);
+    SQLite has one writer at a time (BEGIN IMMEDIATE), so it runs `work` directly."""
+    if session.bind.dialect.name != "postgresql":
+        return await work()
+    for attempt in range(1, attempts + 1):
+        try:
+            async with session.begin_nested():
+                return await work()
+        except DBAPIError as exc:
+            if not is_retryable(exc) or attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -40,7 +40,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         async with db.read_session() as session:
             yield session
     else:
-        async for session in unit_of_work(db):
+        async with unit_of_work(db) as session:
             yield session
 
 

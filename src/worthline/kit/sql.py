@@ -10,7 +10,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 
-class utc_date(FunctionElement[Any]):  # noqa: N801 - reads like the SQL function it is
+class utc_date(FunctionElement[Any]):
     """The UTC calendar date of a `UTCDateTime` column."""
 
     type = Date()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -285,14 +285,8 @@ async def daily_balances(
     )
     _check_instant(datetime(end_date.year, end_date.month, end_date.day, tzinfo=UTC), "end_date")
     account = await _account(session, principal, account_id)
-    balance, rows = await repo.closing_balances(session, account.id, start_date, end_date)
-    changes = dict(rows)
-    out = []
-    day = start_date
-    while day <= end_date:
-        balance = changes.get(day, balance)
-        out.append(DailyBalance(date=day, balance=format_minor(balance, account.exponent)))
-        day += timedelta(days=1)
+    days = await repo.daily_closing_balances(session, account.id, start_date, end_date)
+    out = [DailyBalance(date=d, balance=format_minor(b, account.exponent)) for d, b in days]
     return DailyBalances(account_id=account.public_id, currency=account.currency, balances=out)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, literal, or_, select, tuple_, union_all
@@ -148,6 +148,22 @@ async def closing_balances(
         .order_by(BalanceLive.balance_date)
     )
     return int(opening or 0), [(d, int(b)) for d, b in rows]
+
+
+async def daily_closing_balances(
+    session: AsyncSession, account_id: int, start: date, end: date
+) -> list[tuple[date, int]]:
+    """One closing balance per day in [start, end]; a day without a projection row carries the
+    balance of the last row before it (gap filling)."""
+    balance, rows = await closing_balances(session, account_id, start, end)
+    changes = dict(rows)
+    out = []
+    day = start
+    while day <= end:
+        balance = changes.get(day, balance)
+        out.append((day, balance))
+        day += timedelta(days=1)
+    return out
 
 
 async def has_movements(session: AsyncSession, account_id: int) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.kit.currency import is_currency, minor_unit
-from worthline.kit.db import utcnow
+from worthline.kit.db import utcnow, with_retry
 from worthline.kit.ids import uuid7
 from worthline.kit.money import to_minor
 from worthline.kit.problems import Conflict, NotFound, ValidationProblem
@@ -116,8 +116,13 @@ async def create_account(
         values = account_values(user_id, spec, now)
     except ValueError as exc:
         raise ValidationProblem(str(exc), [{"loc": ["body"], "msg": str(exc)}]) from exc
+    taken = await session.scalar(
+        repo.accounts_query(user_id).where(Account.full_path == values["full_path"])
+    )
+    if taken is not None:
+        raise AccountPathTaken(f"You already have an account {values['full_path']}")
     account = Account(**values)
-    try:
+    try:  # a concurrent request may still win the unique index
         async with session.begin_nested():
             session.add(account)
             await session.flush()
@@ -155,6 +160,20 @@ async def record_movements(
 ) -> tuple[uuid.UUID | None, list[dict[str, Any]]]:
     """Record movements atomically (one batch id when `batched`), with projections."""
     now = now or utcnow()
+    return await with_retry(
+        session,
+        lambda: _record(session, user_id, specs, batch_description, batched, now),  # type: ignore[arg-type]
+    )
+
+
+async def _record(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    specs: Sequence[NewMovement],
+    batch_description: str | None,
+    batched: bool,
+    now: datetime,
+) -> tuple[uuid.UUID | None, list[dict[str, Any]]]:
     loc_base: list[str | int] = ["body", "movements"] if batched else ["body"]
     accounts = await repo.lock_accounts(
         session, user_id, [i for s in specs for i in (s.from_account_id, s.to_account_id)]
