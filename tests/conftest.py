@@ -69,7 +69,9 @@ async def _prepare_postgres() -> str:
         return _pg_state["url"]  # type: ignore[return-value]
     if "error" in _pg_state:
         unavailable("PostgreSQL", _pg_state["error"])
+    # One database per test run, so that concurrent runs (or xdist workers) never collide.
     url = make_url(PG_URL)
+    url = url.set(database=f"{url.database}_{os.getpid()}")
     admin = create_engine(
         url.set(database="postgres").render_as_string(hide_password=False),
         isolation_level="AUTOCOMMIT",
@@ -83,11 +85,29 @@ async def _prepare_postgres() -> str:
         unavailable("PostgreSQL", _pg_state["error"])
     finally:
         await admin.dispose()
-    engine = create_engine(PG_URL)
+    rendered = url.render_as_string(hide_password=False)
+    engine = create_engine(rendered)
     await upgrade_engine(engine)
     await engine.dispose()
-    _pg_state["url"] = PG_URL
-    return PG_URL
+    _pg_state["url"] = rendered
+    return rendered
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _drop_postgres_at_end() -> AsyncIterator[None]:
+    yield
+    if "url" not in _pg_state:
+        return
+    url = make_url(str(_pg_state["url"]))
+    admin = create_engine(
+        url.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
 
 
 TABLES = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))

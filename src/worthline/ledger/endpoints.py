@@ -16,6 +16,7 @@ from worthline.kit.problems import BadRequest, problem_responses
 from worthline.kit.schemas import Timestamp
 from worthline.ledger import repository as repo
 from worthline.ledger import service
+from worthline.ledger.interest import run_interest
 from worthline.ledger.models import Account
 from worthline.ledger.schemas import (
     AccountIn,
@@ -27,6 +28,8 @@ from worthline.ledger.schemas import (
     BatchOut,
     DailyBalance,
     DailyBalances,
+    InterestRunIn,
+    InterestRunOut,
     MovementIn,
     MovementOut,
     MovementPage,
@@ -314,4 +317,17 @@ async def prefix_balances(
         prefix=prefix,
         balances_by_currency={c: format_minor(t, e) for c, (t, e) in sorted(totals.items())},
         account_count=len(accounts),
+    )
+
+
+@router.post("/interest/run", response_model=InterestRunOut, responses=problem_responses(*AUTH))
+async def interest_run(
+    body: InterestRunIn, principal: CurrentUser, session: Session
+) -> InterestRunOut:
+    """Accrue daily interest (Actual/365) on every account of yours with a rate, for each day
+    given that has not been accrued yet. Running a day twice changes nothing the second time."""
+    assert body.start_date is not None and body.end_date is not None
+    run = await run_interest(session, principal.user_id, body.start_date, body.end_date)
+    return InterestRunOut(
+        days=run.days, accounts=run.accounts, movements_recorded=run.movements_recorded
     )

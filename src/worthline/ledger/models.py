@@ -110,8 +110,13 @@ class BalanceLive(Base):
 
 
 class InterestAccrual(Base):
-    """One day of interest on one account: what accrued exactly, what was posted in whole minor
-    units, and the fraction carried to the next day. Unique per day: a rerun changes nothing."""
+    """One day of interest on one account: the closing balance it was computed on, what was
+    posted in whole minor units, and the remainder carried to the next day.
+
+    Actual/365 makes a day's accrual `balance × rate / 365`, which no decimal holds exactly. The
+    rate has at most 10 decimals, so every accrual is a whole number of 1/(365·10¹⁰) of a minor
+    unit: `carry` is kept in those units, as an integer, and nothing is ever rounded away.
+    Unique per account and day: a rerun changes nothing."""
 
     __tablename__ = "interest_accruals"
     __table_args__ = {"sqlite_with_rowid": False}
@@ -122,5 +127,5 @@ class InterestAccrual(Base):
     accrual_date: Mapped[date] = mapped_column(Date, primary_key=True)
     balance: Mapped[int] = mapped_column(BigInteger)
     posted: Mapped[int] = mapped_column(BigInteger)
-    carry: Mapped[Decimal] = mapped_column(ExactDecimal(12))
+    carry: Mapped[int] = mapped_column(BigInteger)
     movement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("movements.id"))

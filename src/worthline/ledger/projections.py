@@ -25,6 +25,8 @@ from worthline.kit.db import UTCDateTime, utcnow
 from worthline.kit.sql import utc_date
 from worthline.ledger.models import BalanceLive, Movement
 
+_COMPOUND_LIMIT = 200  # SQLite allows at most 500 terms in one compound SELECT
+
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -78,28 +80,33 @@ async def apply_movement(
 
 async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:
     """Apply net deltas per (account, day) for movements already inserted in this transaction
-    (a batch passes all of its movements at once)."""
-    if not deltas:
-        return
-    rows = union_all(*(_closing_balance_of_day(a, d) for a, d in deltas)).subquery()
-    # `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join's ON.
-    upsert = _insert_for(session)(BalanceLive).from_select(
-        ["account_id", "balance_date", "balance", "updated_at"], select(rows).where(true())
-    )
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["account_id", "balance_date"],
-        set_={"balance": upsert.excluded.balance, "updated_at": upsert.excluded.updated_at},
-    )
-    await session.execute(upsert)
-    # Every later row moves by the net delta of each (account, day) before it.
-    for (account_id, day), delta in deltas.items():
-        if delta:
-            await session.execute(
-                update(BalanceLive)
-                .where(BalanceLive.account_id == account_id, BalanceLive.balance_date > day)
-                .values(balance=BalanceLive.balance + delta, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+    (a batch passes all of its movements at once).
+
+    Each chunk's upsert reads the table as it was before that statement, and its later-row
+    UPDATEs run straight after it; so a day recomputed in one chunk is always shifted by the
+    deltas of earlier days exactly once, whatever the chunking."""
+    keys = list(deltas)
+    for chunk in range(0, len(keys), _COMPOUND_LIMIT):
+        part = keys[chunk : chunk + _COMPOUND_LIMIT]
+        rows = union_all(*(_closing_balance_of_day(a, d) for a, d in part)).subquery()
+        # `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join's ON.
+        upsert = _insert_for(session)(BalanceLive).from_select(
+            ["account_id", "balance_date", "balance", "updated_at"], select(rows).where(true())
+        )
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["account_id", "balance_date"],
+            set_={"balance": upsert.excluded.balance, "updated_at": upsert.excluded.updated_at},
+        )
+        await session.execute(upsert)
+        # Every later row moves by the net delta of each (account, day) before it.
+        for account_id, day in part:
+            if delta := deltas[(account_id, day)]:
+                await session.execute(
+                    update(BalanceLive)
+                    .where(BalanceLive.account_id == account_id, BalanceLive.balance_date > day)
+                    .values(balance=BalanceLive.balance + delta, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
 
 
 def _insert_for(session: AsyncSession) -> Any:

@@ -198,7 +198,11 @@ async def movements_page(
             query = query.where(tuple_(Movement.value_time, Movement.id) < tuple_(*after))
         return query.order_by(Movement.value_time.desc(), Movement.id.desc()).limit(limit)
 
-    both = union_all(side(Movement.from_account_id), side(Movement.to_account_id)).subquery()
+    # Each side keeps its own index range scan and LIMIT; SQLite wants them wrapped.
+    both = union_all(
+        select(side(Movement.from_account_id).subquery()),
+        select(side(Movement.to_account_id).subquery()),
+    ).subquery()
     rows = await session.execute(
         select(both).order_by(both.c.value_time.desc(), both.c.id.desc()).limit(limit)
     )

@@ -5,7 +5,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from worthline.kit.money import DecimalString, format_minor
 from worthline.kit.schemas import Timestamp
@@ -179,3 +179,44 @@ class PrefixBalances(BaseModel):
     prefix: str
     balances_by_currency: dict[str, str]
     account_count: int
+
+
+Day = date  # the field `date` below shadows the type inside the class
+
+
+class InterestRunIn(Strict):
+    """Either `date`, or `start_date` and `end_date` (inclusive, at most 3,660 days)."""
+
+    date: Day | None = None
+    start_date: Day | None = None
+    end_date: Day | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> InterestRunIn:
+        if self.date is not None:
+            if self.start_date or self.end_date:
+                raise ValueError("give either date or start_date/end_date, not both")
+            self.start_date = self.end_date = self.date
+        if self.start_date is None or self.end_date is None:
+            raise ValueError("give date, or both start_date and end_date")
+        if self.start_date > self.end_date:
+            raise ValueError("start_date must not be after end_date")
+        if (self.end_date - self.start_date).days >= 3660:
+            raise ValueError("at most 3660 days per run")
+        if self.end_date >= _today():
+            raise ValueError("interest accrues only for days that have ended (before today)")
+        if self.start_date.year < 1900:
+            raise ValueError("dates start in 1900")
+        return self
+
+
+def _today() -> date:
+    from worthline.kit.db import utcnow
+
+    return utcnow().date()
+
+
+class InterestRunOut(BaseModel):
+    days: int
+    accounts: int
+    movements_recorded: int

@@ -1,0 +1,195 @@
+"""Daily interest: Actual/365 accrual, exact carry, posted as `LDAS:FTDP:INTR` movements.
+
+For each account with a non-zero `annual_interest_rate` and each day `D` not yet accrued:
+
+    accrued(D) = closing balance(D) × rate / 365          (exact rational)
+    total      = carry(D-1) + accrued(D)
+    posted     = total truncated to whole minor units     (towards zero)
+    carry(D)   = total − posted                           (kept exactly, see InterestAccrual)
+
+Positive `posted` (interest earned) moves from the user's `Income:Interest` into the account;
+negative (interest charged on a loan or mortgage) moves from the account to `Expense:Interest`.
+The movement's value time is the last microsecond of `D`, so that the next day's closing
+balance includes it (daily compounding). One accrual row per account and day makes reruns
+change nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worthline.kit.money import from_minor
+from worthline.ledger import repository as repo
+from worthline.ledger.models import INTEREST_CODE, Account, BalanceLive, InterestAccrual
+from worthline.ledger.service import NewAccount, NewMovement, create_account, record_movements
+
+RATE_SCALE = 10**10  # annual_interest_rate has 10 decimal places
+CARRY_UNITS = 365 * RATE_SCALE  # carry is counted in 1/CARRY_UNITS of a minor unit
+
+
+@dataclass(frozen=True, slots=True)
+class InterestRun:
+    days: int
+    accounts: int
+    movements_recorded: int
+
+
+def accrue(balance: int, rate: Decimal, carry: int) -> tuple[int, int]:
+    """One day: `(posted minor units, new carry)`, all in exact integers."""
+    rate_units = int(rate.scaleb(10))
+    total = carry + balance * rate_units  # in 1/CARRY_UNITS of a minor unit
+    posted = abs(total) // CARRY_UNITS * (1 if total >= 0 else -1)
+    return posted, total - posted * CARRY_UNITS
+
+
+async def _counterparty(
+    session: AsyncSession, user_id: uuid.UUID, kind: str, account: Account, today: date
+) -> Account:
+    """`Income:Interest` / `Expense:Interest` in the account's currency (a currency suffix when
+    the plain path is taken by another currency), created when missing."""
+    for path in (f"{kind}:Interest", f"{kind}:Interest:{account.currency}"):
+        found = await session.scalar(repo.accounts_query(user_id).where(Account.full_path == path))
+        if found is None:
+            return await create_account(
+                session,
+                user_id,
+                NewAccount(
+                    path,
+                    account.currency,
+                    account.exponent,
+                    opened_on=min(account.opened_on, today),
+                ),
+                datetime.now(UTC),
+            )
+        if (found.currency, found.exponent) == (account.currency, account.exponent):
+            return found
+    raise ValueError(f"no {kind}:Interest account can hold {account.currency}")
+
+
+async def run_interest(
+    session: AsyncSession, user_id: uuid.UUID, start: date, end: date
+) -> InterestRun:
+    accounts = list(
+        await session.scalars(
+            repo.accounts_query(user_id)
+            .where(Account.annual_interest_rate.is_not(None), Account.annual_interest_rate != 0)
+            .order_by(Account.id)
+        )
+    )
+    recorded = 0
+    for account in accounts:
+        recorded += await _run_account(session, user_id, account, start, end)
+    return InterestRun(
+        days=(end - start).days + 1, accounts=len(accounts), movements_recorded=recorded
+    )
+
+
+async def _run_account(
+    session: AsyncSession, user_id: uuid.UUID, account: Account, start: date, end: date
+) -> int:
+    assert account.annual_interest_rate is not None
+    # Interest starts with the account's first activity (a backdated history counts).
+    active_since = await session.scalar(
+        select(func.min(BalanceLive.balance_date)).where(BalanceLive.account_id == account.id)
+    )
+    if active_since is None or max(start, active_since) > end:
+        return 0
+    first = max(start, active_since)
+    accrued = await session.execute(
+        select(InterestAccrual.accrual_date, InterestAccrual.carry).where(
+            InterestAccrual.account_id == account.id,
+            InterestAccrual.accrual_date >= first,
+            InterestAccrual.accrual_date <= end,
+        )
+    )
+    done: dict[date, int] = {day: carry for day, carry in accrued}
+    if len(done) == (end - first).days + 1:
+        return 0  # every day already accrued: a rerun changes nothing
+    last = await session.execute(
+        select(InterestAccrual.carry)
+        .where(InterestAccrual.account_id == account.id, InterestAccrual.accrual_date < first)
+        .order_by(InterestAccrual.accrual_date.desc())
+        .limit(1)
+    )
+    carry = last.scalar() or 0
+    # Closing balances before this run; interest posted during the run is added as we go.
+    closing = dict(await repo.daily_closing_balances(session, account.id, first, end))
+    posted_so_far = 0
+    accruals: list[dict] = []
+    movements: list[tuple[int, NewMovement]] = []
+    day = first
+    income = expense = None
+    while day <= end:
+        if day in done:
+            carry = (
+                await session.scalar(
+                    select(InterestAccrual.carry).where(
+                        InterestAccrual.account_id == account.id,
+                        InterestAccrual.accrual_date == day,
+                    )
+                )
+                or 0
+            )
+            day += timedelta(days=1)
+            continue
+        balance = closing[day] + posted_so_far
+        posted, carry = accrue(balance, account.annual_interest_rate, carry)
+        accruals.append(
+            {
+                "account_id": account.id,
+                "accrual_date": day,
+                "balance": balance,
+                "posted": posted,
+                "carry": carry,
+            }
+        )
+        if posted:
+            value_time = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
+                days=1, microseconds=-1
+            )
+            if posted > 0:
+                income = income or await _counterparty(session, user_id, "Income", account, day)
+                source, target = income, account
+            else:
+                expense = expense or await _counterparty(session, user_id, "Expense", account, day)
+                source, target = account, expense
+            movements.append(
+                (
+                    len(accruals) - 1,
+                    NewMovement(
+                        source.public_id,
+                        target.public_id,
+                        from_minor(abs(posted), account.exponent),
+                        INTEREST_CODE,
+                        value_time,
+                        f"Interest {day.isoformat()}",
+                    ),
+                )
+            )
+            posted_so_far += posted
+        day += timedelta(days=1)
+
+    if movements:
+        _, rows = await record_movements(
+            session,
+            user_id,
+            [m for _, m in movements],
+            batched=True,
+            batch_description=f"Interest {account.full_path} {first}..{end}",
+        )
+        for (index, _), row in zip(movements, rows, strict=True):
+            accruals[index]["movement_id"] = row["id"]
+    if accruals:
+        await session.execute(
+            InterestAccrual.__table__.insert(), [{"movement_id": None, **a} for a in accruals]
+        )
+    return len(movements)
+
+
+__all__ = ["InterestRun", "accrue", "run_interest"]

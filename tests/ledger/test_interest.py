@@ -1,0 +1,112 @@
+"""Interest: exact Actual/365 accrual with the fraction carried, checked against an independent
+computation with `fractions.Fraction`; direction for assets and loans; idempotence."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from fractions import Fraction
+
+import pytest
+
+from ledger.factories import account, move
+from worthline.ledger.interest import CARRY_UNITS, accrue
+
+
+def _fmt(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+
+
+def _expected_postings(balance: int, rate: str, days: int) -> list[int]:
+    """Independent model: daily compounding of whole minor units, remainder carried exactly."""
+    carry = Fraction(0)
+    out = []
+    for _ in range(days):
+        total = carry + Fraction(balance) * Fraction(rate) / 365
+        posted = int(total)  # truncation towards zero
+        carry = total - posted
+        balance += posted
+        out.append(posted)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("balance", "rate"),
+    [(100_000, "0.05"), (-25_000_000, "0.0399"), (1, "0.045"), (123_456_789, "0.0000000001")],
+)
+def test_accrue_matches_fraction_model(balance, rate):
+    from decimal import Decimal
+
+    carry, posted_all = 0, []
+    for _ in range(400):
+        posted, carry = accrue(balance, Decimal(rate), carry)
+        posted_all.append(posted)
+        balance += posted
+        assert abs(carry) < CARRY_UNITS
+    assert posted_all == _expected_postings(balance - sum(posted_all), rate, 400)
+
+
+async def test_savings_earn_and_mortgage_is_charged(client, auth):
+    h = auth["headers"]
+    equity = await account(client, h, "Equity:Capital")
+    savings = await account(client, h, "Asset:Bank:Savings", annual_interest_rate="0.05")
+    mortgage = await account(client, h, "Liability:Mortgage:Home", annual_interest_rate="0.0399")
+    start = date(2025, 1, 1)
+    await move(client, h, equity, savings, "1000.00", value_time=f"{start}T00:00:00Z")
+    await move(client, h, mortgage, equity, "250000.00", value_time=f"{start}T00:00:00Z")
+
+    end = start + timedelta(days=59)
+    run = await client.post(
+        "/interest/run", json={"start_date": str(start), "end_date": str(end)}, headers=h
+    )
+    assert run.status_code == 200, run.text
+    assert run.json()["days"] == 60 and run.json()["accounts"] == 2
+
+    savings_posts = _expected_postings(100_000, "0.05", 60)
+    mortgage_posts = _expected_postings(-25_000_000, "0.0399", 60)
+    assert run.json()["movements_recorded"] == sum(1 for p in savings_posts + mortgage_posts if p)
+    after = end + timedelta(days=1)
+    got_savings = await client.get(
+        f"/accounts/{savings['id']}/balance", params={"at": f"{after}T00:00:00Z"}, headers=h
+    )
+    got_mortgage = await client.get(
+        f"/accounts/{mortgage['id']}/balance", params={"at": f"{after}T00:00:00Z"}, headers=h
+    )
+    total_savings = 100_000 + sum(savings_posts)
+    total_mortgage = -25_000_000 + sum(mortgage_posts)
+    assert got_savings.json()["balance"] == _fmt(total_savings)
+    assert got_mortgage.json()["balance"] == _fmt(total_mortgage)
+    # Earned interest came from Income:Interest, charged interest went to Expense:Interest.
+    accounts = (await client.get("/accounts", headers=h)).json()["accounts"]
+    by_path = {a["full_path"]: a for a in accounts}
+    assert by_path["Income:Interest"]["balance"] == _fmt(-sum(savings_posts))
+    assert by_path["Expense:Interest"]["balance"] == _fmt(-sum(mortgage_posts))
+    movements = await client.get(f"/accounts/{savings['id']}/movements", headers=h)
+    assert {m["code"] for m in movements.json()["movements"][:-1]} == {"LDAS:FTDP:INTR"}
+
+    # Idempotent: the same range again, and an overlapping one, add nothing for done days.
+    again = await client.post(
+        "/interest/run", json={"start_date": str(start), "end_date": str(end)}, headers=h
+    )
+    assert again.json()["movements_recorded"] == 0
+    same = await client.get(
+        f"/accounts/{savings['id']}/balance", params={"at": f"{after}T00:00:00Z"}, headers=h
+    )
+    assert same.json()["balance"] == got_savings.json()["balance"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"date": "2025-01-01", "start_date": "2025-01-01", "end_date": "2025-01-02"},
+        {"start_date": "2025-02-01", "end_date": "2025-01-01"},
+        {"start_date": "2000-01-01", "end_date": "2020-01-01"},
+        {"date": "2999-01-01"},
+        {"date": "not-a-date"},
+    ],
+)
+async def test_interest_run_rejects_bad_ranges(client, auth, body):
+    response = await client.post("/interest/run", json=body, headers=auth["headers"])
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
