@@ -18,6 +18,7 @@ from worthline.kit.health import router as health_router
 from worthline.kit.middleware import RequestContextMiddleware
 from worthline.kit.problems import install_problem_handlers
 from worthline.ledger.endpoints import router as ledger_router
+from worthline.ledger.journal_endpoints import router as journal_router
 
 API_PREFIX = "/api/v1"
 LARGE_BODY_PATHS = (f"{API_PREFIX}/journal/import",)
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(health_router)
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(ledger_router, prefix=API_PREFIX)
+    app.include_router(journal_router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

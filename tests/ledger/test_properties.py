@@ -13,14 +13,15 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from worthline.auth.models import User
 from worthline.kit.db import Database, unit_of_work
+from worthline.ledger import projections, service
 from worthline.ledger import repository as repo
-from worthline.ledger import service
 from worthline.ledger.models import BalanceLive
 
 BASE = datetime(2025, 3, 1, tzinfo=UTC)
@@ -81,13 +82,22 @@ def _brute(history, account_id: int, at: datetime, known_at: datetime | None = N
     return total
 
 
+@pytest.fixture(params=["row-by-row", "set-wise"])
+def setwise(request, monkeypatch):
+    """Both ways of maintaining the projection: per (account, day), and the partial rebuild
+    that large writes use."""
+    if request.param == "set-wise":
+        monkeypatch.setattr(projections, "SETWISE_THRESHOLD", 0)
+    return request.param
+
+
 @settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(operations=st.lists(operation, min_size=1, max_size=12), probes=st.data())
-async def test_projections_and_balances_match_brute_force(db, operations, probes):
+async def test_projections_and_balances_match_brute_force(db, setwise, operations, probes):
     user_id = await _new_user(db)  # a fresh tenant per example: nothing else is visible
     accounts = await _accounts(db, user_id)
     history: list[tuple[int, int, int, datetime, datetime]] = []

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any, NewType, TypeVar
 
@@ -80,6 +80,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
         self.scale = scale
         self.precision = precision
         self._quantum = Decimal(1).scaleb(-scale)
+        # The default context holds 28 digits; NUMERIC(38, s) values (and their SUMs) hold more,
+        # and quantize() beyond the context's precision raises instead of returning them.
+        self._context = Context(prec=2 * precision)
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
@@ -94,7 +97,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
         value = Decimal(value)
         if not value.is_finite():
             raise ValueError("ExactDecimal takes finite values only")
-        if value.as_tuple().exponent < -self.scale and value != value.quantize(self._quantum):
+        if value.as_tuple().exponent < -self.scale and value != value.quantize(
+            self._quantum, context=self._context
+        ):
             raise ValueError(f"{value} has more than {self.scale} decimal places")
         if dialect.name == "sqlite":
             return int(value.scaleb(self.scale))
@@ -104,8 +109,8 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return Decimal(int(value)).scaleb(-self.scale).quantize(self._quantum)
-        return Decimal(value).quantize(self._quantum)
+            return Decimal(int(value)).scaleb(-self.scale, self._context)
+        return Decimal(value).quantize(self._quantum, context=self._context)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -234,3 +239,22 @@ async def with_retry(
                 raise
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+async def bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows fast: COPY on PostgreSQL, one executemany elsewhere.
+
+    Values go through each column's type (so UTC datetimes and UUIDs are stored exactly as the
+    ORM stores them); this is for bulk paths (journal import), not for ordinary writes."""
+    if not rows:
+        return
+    if session.bind.dialect.name != "postgresql":
+        await session.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    records = [tuple(row[c] for c in columns) for row in rows]
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, records=records, columns=columns
+    )

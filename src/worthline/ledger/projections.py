@@ -25,7 +25,7 @@ from worthline.kit.db import UTCDateTime, utcnow
 from worthline.kit.sql import utc_date
 from worthline.ledger.models import BalanceLive, Movement
 
-_COMPOUND_LIMIT = 200  # SQLite allows at most 500 terms in one compound SELECT
+SETWISE_THRESHOLD = 32  # (account, day) pairs above which a write rebuilds set-wise
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -70,43 +70,43 @@ def _closing_balance_of_day(account_id: int, day: date) -> Any:
     )
 
 
-async def apply_movement(
-    session: AsyncSession, from_id: int, to_id: int, amount: int, value_time: datetime
-) -> None:
-    """Bring the projection up to date for one movement already inserted in this transaction."""
-    day = value_time.astimezone(UTC).date()
-    await apply_days(session, {(from_id, day): -amount, (to_id, day): amount})
-
-
 async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:
-    """Apply net deltas per (account, day) for movements already inserted in this transaction
-    (a batch passes all of its movements at once).
+    """Apply net deltas per (account, day) for movements already inserted in this transaction.
 
-    Each chunk's upsert reads the table as it was before that statement, and its later-row
-    UPDATEs run straight after it; so a day recomputed in one chunk is always shifted by the
-    deltas of earlier days exactly once, whatever the chunking."""
-    keys = list(deltas)
-    for chunk in range(0, len(keys), _COMPOUND_LIMIT):
-        part = keys[chunk : chunk + _COMPOUND_LIMIT]
-        rows = union_all(*(_closing_balance_of_day(a, d) for a, d in part)).subquery()
-        # `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join's ON.
-        upsert = _insert_for(session)(BalanceLive).from_select(
-            ["account_id", "balance_date", "balance", "updated_at"], select(rows).where(true())
-        )
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["account_id", "balance_date"],
-            set_={"balance": upsert.excluded.balance, "updated_at": upsert.excluded.updated_at},
-        )
-        await session.execute(upsert)
-        # Every later row moves by the net delta of each (account, day) before it.
-        for account_id, day in part:
-            if delta := deltas[(account_id, day)]:
-                await session.execute(
-                    update(BalanceLive)
-                    .where(BalanceLive.account_id == account_id, BalanceLive.balance_date > day)
-                    .values(balance=BalanceLive.balance + delta, updated_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+    The upsert reads the table as it was before the statement, and the later-row UPDATEs run
+    after it; so each recomputed day is shifted by the deltas of earlier days exactly once.
+    Meant for a handful of (account, day) pairs; larger writes use `rebuild`."""
+    if not deltas:
+        return
+    assert len(deltas) <= SETWISE_THRESHOLD, "use rebuild() for large writes"
+    rows = union_all(*(_closing_balance_of_day(a, d) for a, d in deltas)).subquery()
+    # `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join's ON.
+    upsert = _insert_for(session)(BalanceLive).from_select(
+        ["account_id", "balance_date", "balance", "updated_at"], select(rows).where(true())
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["account_id", "balance_date"],
+        set_={"balance": upsert.excluded.balance, "updated_at": upsert.excluded.updated_at},
+    )
+    await session.execute(upsert)
+    # Every later row moves by the net delta of each (account, day) before it.
+    for (account_id, day), delta in deltas.items():
+        if delta:
+            await session.execute(
+                update(BalanceLive)
+                .where(BalanceLive.account_id == account_id, BalanceLive.balance_date > day)
+                .values(balance=BalanceLive.balance + delta, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+
+async def apply(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:
+    """Bring the projection up to date after inserting movements: row by row for a few
+    (account, day) pairs, set-wise from the earliest touched day for more."""
+    if len(deltas) <= SETWISE_THRESHOLD:
+        await apply_days(session, deltas)
+    else:
+        await rebuild(session, {a for a, _ in deltas}, since=min(d for _, d in deltas))
 
 
 def _insert_for(session: AsyncSession) -> Any:
@@ -114,37 +114,52 @@ def _insert_for(session: AsyncSession) -> Any:
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
-async def rebuild(session: AsyncSession, account_ids: Collection[int]) -> None:
-    """Recompute the whole projection of these accounts from their movements, set-wise."""
+async def rebuild(
+    session: AsyncSession, account_ids: Collection[int], since: date | None = None
+) -> None:
+    """Recompute the projection of these accounts from their movements, set-wise (a window sum
+    over daily nets), for every day from `since` on (all days when None). Rows before `since`
+    are kept and the running sums start from the last of them."""
     ids = list(account_ids)
     if not ids:
         return
-    await session.execute(delete(BalanceLive).where(BalanceLive.account_id.in_(ids)))
+    stale = delete(BalanceLive).where(BalanceLive.account_id.in_(ids))
+    if since is not None:
+        stale = stale.where(BalanceLive.balance_date >= since)
+    await session.execute(stale)
+
+    def leg(account_col: Any, amount: Any) -> Any:
+        query = select(
+            account_col.label("account_id"),
+            utc_date(Movement.value_time).label("day"),
+            amount.label("delta"),
+        ).where(account_col.in_(ids))
+        if since is not None:
+            query = query.where(Movement.value_time >= day_bounds(since)[0])
+        return query
+
     legs = union_all(
-        select(
-            Movement.to_account_id.label("account_id"),
-            utc_date(Movement.value_time).label("day"),
-            Movement.amount.label("delta"),
-        ).where(Movement.to_account_id.in_(ids)),
-        select(
-            Movement.from_account_id.label("account_id"),
-            utc_date(Movement.value_time).label("day"),
-            (-Movement.amount).label("delta"),
-        ).where(Movement.from_account_id.in_(ids)),
+        leg(Movement.to_account_id, Movement.amount),
+        leg(Movement.from_account_id, -Movement.amount),
     ).subquery()
     daily = (
         select(legs.c.account_id, legs.c.day, func.sum(legs.c.delta).label("net"))
         .group_by(legs.c.account_id, legs.c.day)
         .subquery()
     )
-    running = select(
-        daily.c.account_id,
-        daily.c.day,
-        func.sum(daily.c.net).over(partition_by=daily.c.account_id, order_by=daily.c.day),
-        literal(utcnow(), UTCDateTime()),
-    )
+    running = func.sum(daily.c.net).over(partition_by=daily.c.account_id, order_by=daily.c.day)
+    if since is not None:
+        base = (
+            select(BalanceLive.balance)
+            .where(BalanceLive.account_id == daily.c.account_id, BalanceLive.balance_date < since)
+            .order_by(BalanceLive.balance_date.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        running = running + func.coalesce(base, 0)
     await session.execute(
         insert(BalanceLive).from_select(
-            ["account_id", "balance_date", "balance", "updated_at"], running
+            ["account_id", "balance_date", "balance", "updated_at"],
+            select(daily.c.account_id, daily.c.day, running, literal(utcnow(), UTCDateTime())),
         )
     )

@@ -220,3 +220,8 @@ class InterestRunOut(BaseModel):
     days: int
     accounts: int
     movements_recorded: int
+
+
+class JournalImportOut(BaseModel):
+    accounts_created: int
+    movements_recorded: int

@@ -232,7 +232,7 @@ async def _record(
         )
         await session.flush()
     await session.execute(insert(Movement), rows)
-    await projections.apply_days(session, deltas)
+    await projections.apply(session, deltas)
     by_id = {a.id: a for a in accounts.values()}
     for row in rows:
         row["from_account"] = by_id[row["from_account_id"]]

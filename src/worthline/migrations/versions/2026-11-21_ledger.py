@@ -127,7 +127,7 @@ def upgrade() -> None:
         sa.Column("accrual_date", sa.Date(), nullable=False),
         sa.Column("balance", sa.BigInteger(), nullable=False),
         sa.Column("posted", sa.BigInteger(), nullable=False),
-        sa.Column('carry', sa.BigInteger(), nullable=False),
+        sa.Column("carry", sa.BigInteger(), nullable=False),
         sa.Column("movement_id", sa.Uuid(), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
