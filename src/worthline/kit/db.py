@@ -109,8 +109,8 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return Decimal(int(value)).scaleb(-self.scale, self._context)
-        return Decimal(value).quantize(self._quantum, context=self._context)
+            return Decimal(int(value)).scaleb(-self.scale).quantize(self._quantum)
+        return Decimal(value).quantize(self._quantum)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -244,17 +244,29 @@ async def with_retry(
 async def bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert many rows fast: COPY on PostgreSQL, one executemany elsewhere.
 
-    Values go through each column's type (so UTC datetimes and UUIDs are stored exactly as the
-    ORM stores them); this is for bulk paths (journal import), not for ordinary writes."""
+    Rows are keyed by column name; an unknown key is an error (never silently dropped). Values
+    go through each column's type, so they are stored exactly as the ORM stores them. For bulk
+    paths (journal import), not ordinary writes."""
     if not rows:
         return
+    columns = list(rows[0])
+    unknown = set(columns) - set(table.c.keys())
+    if unknown:
+        raise KeyError(f"{table.name} has no column {', '.join(sorted(unknown))}")
     if session.bind.dialect.name != "postgresql":
         await session.execute(table.insert(), rows)
         return
-    columns = list(rows[0])
+    dialect = session.bind.dialect
+    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+    records = [
+        tuple(
+            value if proc is None or value is None else proc(value)
+            for value, proc in zip((row[c] for c in columns), processors, strict=True)
+        )
+        for row in rows
+    ]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    records = [tuple(row[c] for c in columns) for row in rows]
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         table.name, records=records, columns=columns
     )

@@ -150,7 +150,7 @@ class _Importer:
                     "user_id": self.user_id,
                     "description": entry.payee or None,
                     "pending": entry.pending,
-                    "meta": meta,
+                    "metadata": meta,
                     "created_at": self.now,
                 }
             )
