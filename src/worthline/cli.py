@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,8 +17,14 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+journal_app = typer.Typer(help="Plain-text .goluca journals.", no_args_is_help=True)
+interest_app = typer.Typer(help="Daily interest.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(journal_app, name="journal")
+app.add_typer(interest_app, name="interest")
+app.add_typer(demo_app, name="demo")
 console = Console(stderr=True)
 
 
@@ -49,6 +57,11 @@ def serve(
     if migrate:
         migrations.upgrade(settings.effective_database_url)
     settings.signing_key  # noqa: B018 - create the key once, before workers race for it
+    if settings.is_sqlite and settings.demo_data == "auto":
+        asyncio.run(_load_demo_if_empty(settings))
+    credentials = settings.data_dir / DEMO_CREDENTIALS
+    if credentials.exists():
+        console.print(f"[bold]Demo user[/] (from {credentials}): {credentials.read_text().strip()}")
     redis = _redact(settings.redis_url) if settings.redis_url else "not configured (in-process)"
     console.print(
         f"[bold green]Worthline[/] listening on [bold]http://{host}:{port}[/]  "
@@ -67,6 +80,39 @@ def serve(
         timeout_graceful_shutdown=30,
         proxy_headers=True,
     )
+
+
+DEMO_CREDENTIALS = "demo-credentials.txt"
+
+
+async def _load_demo_if_empty(settings: Settings) -> None:
+    from worthline.kit.context import AppContext
+    from worthline.kit.db import unit_of_work
+    from worthline.ledger.demo import database_is_empty, load_demo
+
+    ctx = AppContext.build(settings)
+    try:
+        async with unit_of_work(ctx.db) as session:
+            if not await database_is_empty(session):
+                return
+            console.print("Empty database: loading the demo household ledger…")
+            demo = await load_demo(session, ctx.auth)
+        path = settings.data_dir / DEMO_CREDENTIALS
+        path.write_text(f"email {demo.email}  password {demo.password}\n")
+        path.chmod(0o600)
+        console.print(f"Loaded {demo.movements} movements for {demo.email}")
+    finally:
+        await ctx.close()
+
+
+async def _user_id(session, email: str):  # type: ignore[no-untyped-def]
+    from worthline.auth import repository as auth_repo
+
+    user = await auth_repo.user_by_email(session, email.strip().lower())
+    if user is None:
+        console.print(f"[red]No user {email}[/]")
+        raise typer.Exit(1)
+    return user
 
 
 @db_app.command("upgrade")
@@ -127,3 +173,173 @@ def users_create(
         console.print(f"[red]{exc.detail}[/]")
         raise typer.Exit(1) from exc
     console.print(f"Created user {body.email} ({user_id})")
+
+
+@journal_app.command("import")
+def journal_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    user: Annotated[str, typer.Option(help="Email of the user who owns the ledger")],
+) -> None:
+    """Import a .goluca journal, atomically (all or nothing), with a progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from worthline.kit.context import AppContext
+    from worthline.kit.db import unit_of_work
+    from worthline.ledger.journal_io import JournalInvalid, import_journal
+
+    size = path.stat().st_size
+
+    async def run() -> tuple[int, int]:
+        ctx = AppContext.build(Settings())
+        try:
+            with (
+                Progress(
+                    TextColumn("[bold]importing"),
+                    BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"),
+                    TextColumn("{task.fields[movements]:,} movements"),
+                    TimeRemainingColumn(),
+                    console=console,
+                ) as progress,
+                path.open(encoding="utf-8") as handle,
+            ):
+                task = progress.add_task("import", total=size, movements=0)
+
+                def lines():  # type: ignore[no-untyped-def]
+                    for number, line in enumerate(handle, 1):
+                        if number % 20_000 == 0:
+                            progress.update(task, completed=handle.buffer.tell())
+                        yield line
+                    progress.update(task, completed=size)
+
+                async with unit_of_work(ctx.db) as session:
+                    owner = await _user_id(session, user)
+                    result = await import_journal(
+                        session,
+                        owner.id,
+                        lines(),
+                        progress=lambda n: progress.update(task, movements=n),
+                    )
+            return result.accounts_created, result.movements_recorded
+        finally:
+            await ctx.close()
+
+    try:
+        created, recorded = asyncio.run(run())
+    except JournalInvalid as exc:
+        console.print(f"[red]{path}:{exc.extra['line']}:{exc.extra['column']}: {exc.detail}[/]")
+        console.print("Nothing was recorded.")
+        raise typer.Exit(1) from exc
+    except UnicodeDecodeError as exc:
+        console.print(f"[red]{path} is not UTF-8 text: {exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"Imported {recorded:,} movements ({created} new accounts)")
+
+
+@journal_app.command("export")
+def journal_export(
+    user: Annotated[str, typer.Option(help="Email of the user whose ledger to export")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout")] = None,
+) -> None:
+    """Write the ledger as a .goluca journal (streamed; any size)."""
+    import sys
+
+    from worthline.kit.context import AppContext
+    from worthline.ledger.journal_io import export_journal
+
+    async def run() -> None:
+        ctx = AppContext.build(Settings())
+        try:
+            async with ctx.db.read_session() as session:
+                owner = await _user_id(session, user)
+                target = output.open("w", encoding="utf-8") if output else sys.stdout
+                try:
+                    async for line in export_journal(session, owner.id, owner.base_currency):
+                        target.write(line)
+                finally:
+                    if output:
+                        target.close()
+        finally:
+            await ctx.close()
+
+    asyncio.run(run())
+
+
+@interest_app.command("run")
+def interest_run(
+    on: Annotated[datetime | None, typer.Option("--date", formats=["%Y-%m-%d"])] = None,
+    start: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"])] = None,
+    end: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user (default: everyone)")] = None,
+) -> None:
+    """Accrue daily interest for a day (--date, default yesterday) or a range (--from/--to).
+    Idempotent: days already accrued are left alone, so it is safe to run from cron."""
+    from sqlalchemy import select
+
+    from worthline.auth.models import User
+    from worthline.kit.context import AppContext
+    from worthline.kit.db import unit_of_work, utcnow
+    from worthline.ledger.interest import run_interest
+
+    yesterday = utcnow().date() - timedelta(days=1)
+    if on and (start or end):
+        console.print("[red]Give --date, or --from/--to[/]")
+        raise typer.Exit(2)
+    first = (on or start or datetime.combine(yesterday, datetime.min.time())).date()
+    last = (on or end or datetime.combine(yesterday, datetime.min.time())).date()
+    if first > last or last > yesterday:
+        console.print("[red]The range must end by yesterday and not start after it ends[/]")
+        raise typer.Exit(2)
+
+    async def run() -> tuple[int, int]:
+        ctx = AppContext.build(Settings())
+        users = accounts = recorded = 0
+        try:
+            async with ctx.db.read_session() as session:
+                if user:
+                    ids = [(await _user_id(session, user)).id]
+                else:
+                    ids = list(await session.scalars(select(User.id).order_by(User.id)))
+            for user_id in ids:  # one transaction per user: a failure stops at that user
+                async with unit_of_work(ctx.db) as session:
+                    outcome = await run_interest(session, user_id, first, last)
+                users += 1
+                accounts += outcome.accounts
+                recorded += outcome.movements_recorded
+        finally:
+            await ctx.close()
+        return accounts, recorded
+
+    accounts, recorded = asyncio.run(run())
+    console.print(f"Interest {first}..{last}: {accounts} accounts, {recorded} movements recorded")
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Create the demo user (with a new random password) and load the household ledger."""
+    from sqlalchemy import select
+
+    from worthline.auth.models import User
+    from worthline.kit.context import AppContext
+    from worthline.kit.db import unit_of_work
+    from worthline.ledger.demo import DEMO_EMAIL, load_demo
+
+    settings = Settings()
+
+    async def run():  # type: ignore[no-untyped-def]
+        ctx = AppContext.build(settings)
+        try:
+            async with unit_of_work(ctx.db) as session:
+                if await session.scalar(select(User.id).where(User.email == DEMO_EMAIL)):
+                    console.print(f"[red]{DEMO_EMAIL} already exists[/]")
+                    raise typer.Exit(1)
+                return await load_demo(session, ctx.auth)
+        finally:
+            await ctx.close()
+
+    demo = asyncio.run(run())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / DEMO_CREDENTIALS
+    path.write_text(f"email {demo.email}  password {demo.password}\n")
+    path.chmod(0o600)
+    console.print(f"Loaded {demo.movements} movements. Log in as {demo.email} / {demo.password}")

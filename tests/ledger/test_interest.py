@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import pytest
 
+from conftest import register_and_login
 from ledger.factories import account, move
 from worthline.ledger.interest import CARRY_UNITS, accrue
 
@@ -110,3 +111,27 @@ async def test_interest_run_rejects_bad_ranges(client, auth, body):
     response = await client.post("/interest/run", json=body, headers=auth["headers"])
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_reimported_ledger_does_not_post_interest_twice(client, auth):
+    """Accrual records do not travel in a journal; the interest movements that do must still
+    mark their days as accrued."""
+    h = auth["headers"]
+    equity = await account(client, h, "Equity:Capital")
+    savings = await account(client, h, "Asset:Bank:Savings", annual_interest_rate="0.05")
+    await move(client, h, equity, savings, "10000.00", value_time="2025-01-01T00:00:00Z")
+    run = {"start_date": "2025-01-01", "end_date": "2025-01-10"}
+    first = await client.post("/interest/run", json=run, headers=h)
+    assert first.json()["movements_recorded"] == 10
+    journal = (await client.get("/journal/export", headers=h)).text
+
+    other = await register_and_login(client, "copy@example.com")
+    imported = await client.post(
+        "/journal/import",
+        content=journal,
+        headers={**other["headers"], "Content-Type": "text/plain"},
+    )
+    assert imported.status_code == 200, imported.text
+    again = await client.post("/interest/run", json=run, headers=other["headers"])
+    assert again.json()["movements_recorded"] == 0
+    assert (await client.get("/journal/export", headers=other["headers"])).text == journal

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_journal_bytes: int = Field(default=512 * 1_048_576, ge=1024)
 
+    demo_data: Literal["auto", "off"] = "auto"
+    """`auto`: `serve` loads the demo household into an empty embedded (SQLite) database."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

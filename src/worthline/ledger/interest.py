@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.kit.money import from_minor
+from worthline.kit.sql import utc_date
 from worthline.ledger import repository as repo
-from worthline.ledger.models import INTEREST_CODE, Account, BalanceLive, InterestAccrual
+from worthline.ledger.models import INTEREST_CODE, Account, BalanceLive, InterestAccrual, Movement
+from worthline.ledger.projections import day_bounds
 from worthline.ledger.service import NewAccount, NewMovement, create_account, record_movements
 
 RATE_SCALE = 10**10  # annual_interest_rate has 10 decimal places
@@ -109,6 +111,21 @@ async def _run_account(
         )
     )
     done: dict[date, int] = {day: carry for day, carry in accrued}
+    # Interest movements without accrual rows (imported from a journal) also mark a day done,
+    # so that re-importing an exported ledger never posts the same day's interest twice.
+    posted_days = await session.scalars(
+        select(utc_date(Movement.value_time))
+        .where(
+            or_(Movement.from_account_id == account.id, Movement.to_account_id == account.id),
+            Movement.code == INTEREST_CODE,
+            Movement.value_time >= day_bounds(first)[0],
+            Movement.value_time < day_bounds(end)[1],
+        )
+        .distinct()
+    )
+    for posted_day in posted_days:
+        day_ = posted_day if isinstance(posted_day, date) else date.fromisoformat(posted_day)
+        done.setdefault(day_, 0)
     if len(done) == (end - first).days + 1:
         return 0  # every day already accrued: a rerun changes nothing
     last = await session.execute(
