@@ -16,7 +16,20 @@ from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, delete, func, insert, literal, select, true, union_all, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,15 +102,22 @@ async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int])
         set_={"balance": upsert.excluded.balance, "updated_at": upsert.excluded.updated_at},
     )
     await session.execute(upsert)
-    # Every later row moves by the net delta of each (account, day) before it.
-    for (account_id, day), delta in deltas.items():
-        if delta:
-            await session.execute(
-                update(BalanceLive)
-                .where(BalanceLive.account_id == account_id, BalanceLive.balance_date > day)
-                .values(balance=BalanceLive.balance + delta, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+    # Every later row moves by the net delta of each (account, day) before it: one UPDATE.
+    shifts = [(a, d, delta) for (a, d), delta in deltas.items() if delta]
+    if shifts:
+        later = or_(
+            *(and_(BalanceLive.account_id == a, BalanceLive.balance_date > d) for a, d, _ in shifts)
+        )
+        total = sum(
+            case((and_(BalanceLive.account_id == a, BalanceLive.balance_date > d), delta), else_=0)
+            for a, d, delta in shifts
+        )
+        await session.execute(
+            update(BalanceLive)
+            .where(later)
+            .values(balance=BalanceLive.balance + total, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def apply(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:

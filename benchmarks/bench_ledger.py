@@ -1,0 +1,302 @@
+"""Ledger benchmarks (issue 3). Prints figures; record them in docs/benchmarks.md.
+
+    python benchmarks/bench_ledger.py movements --engine sqlite --count 5000 --writers 1
+    python benchmarks/bench_ledger.py import --engine postgresql --movements 1000000
+
+`movements`: single movements with projections, one transaction each, through the service
+layer (`record_movements` in its own unit of work), spread over 100 accounts; `--writers`
+concurrent writers (SQLite serialises them; PostgreSQL runs them in parallel).
+
+`import`: generates a `.goluca` journal (N movements over 1,000 accounts and three years; the
+generation is not timed), imports it in a child process (time and peak RSS of that process),
+then on the imported ledger times daily balances for three years of one busy account and a
+movement backdated one year on it (median and p99 of repeated runs).
+
+Databases are created fresh (a temp SQLite file, or a throwaway PostgreSQL database on
+127.0.0.1) and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+PG_ADMIN = os.environ.get("BENCH_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+
+
+# --------------------------------------------------------------------------- databases
+
+
+async def _pg(sql: str) -> None:
+    from sqlalchemy import text
+
+    from worthline.kit.db import create_engine
+
+    engine = create_engine(f"{PG_ADMIN}/postgres", isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(sql))
+    await engine.dispose()
+
+
+class Scratch:
+    """A fresh, migrated database for one benchmark run."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        self.dir = tempfile.mkdtemp(prefix="wl-bench-")
+        if engine == "sqlite":
+            self.url = f"sqlite+aiosqlite:///{self.dir}/bench.db"
+        else:
+            self.name = f"wl_bench_{uuid.uuid4().hex[:8]}"
+            self.url = f"{PG_ADMIN}/{self.name}"
+
+    def __enter__(self) -> Scratch:
+        from worthline.kit import migrate
+
+        if self.engine == "postgresql":
+            asyncio.run(_pg(f'CREATE DATABASE "{self.name}"'))
+        migrate.upgrade(self.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.engine == "postgresql":
+            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        subprocess.run(["rm", "-rf", self.dir], check=False)
+
+
+async def _user_and_accounts(db, count: int, currency: str = "GBP"):  # type: ignore[no-untyped-def]
+    from worthline.auth.models import User
+    from worthline.kit.db import unit_of_work
+    from worthline.ledger import service
+
+    async with unit_of_work(db) as session:
+        user = User(email=f"bench-{uuid.uuid4().hex[:6]}@example.com", password_hash="x")
+        session.add(user)
+        await session.flush()
+        accounts = [
+            await service.create_account(
+                session,
+                user.id,
+                service.NewAccount(f"Asset:Bench:A{i:04d}", currency),
+                datetime.now(UTC),
+            )
+            for i in range(count)
+        ]
+    return user.id, accounts
+
+
+def _pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# --------------------------------------------------------------------------- movements
+
+
+async def _movements(url: str, count: int, writers: int) -> None:
+    from worthline.kit.db import Database, unit_of_work
+    from worthline.ledger import service
+
+    db = Database(url)
+    user_id, accounts = await _user_and_accounts(db, 100)
+    now = datetime.now(UTC)
+    latencies: list[float] = []
+
+    async def writer(seed: int, n: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(n):
+            a, b = rng.sample(accounts, 2)
+            spec = service.NewMovement(
+                a.public_id,
+                b.public_id,
+                Decimal(rng.randint(1, 100_000)) / 100,
+                value_time=now - timedelta(days=rng.randint(0, 30)),
+            )
+            started = time.perf_counter()
+            async with unit_of_work(db) as session:
+                await service.record_movements(session, user_id, [spec])
+            latencies.append(time.perf_counter() - started)
+
+    await writer(999, 200)  # warm-up: connections, statement caches
+    latencies.clear()
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(s, count // writers) for s in range(writers)))
+    elapsed = time.perf_counter() - started
+    done = len(latencies)
+    print(
+        f"movements: {done} in {elapsed:.2f} s = {done / elapsed:,.0f}/s "
+        f"({writers} writer(s)); per transaction p50 {_pct(latencies, 50) * 1000:.2f} ms, "
+        f"p99 {_pct(latencies, 99) * 1000:.2f} ms"
+    )
+    await db.dispose()
+
+
+# --------------------------------------------------------------------------- import
+
+
+def generate_journal(path: Path, movements: int, accounts: int, years: int) -> date:
+    """Movements between random accounts, in time order, one per transaction."""
+    rng = random.Random(42)
+    start = date(2022, 1, 1)
+    seconds = years * 365 * 86_400
+    step = seconds / movements
+    names = [f"Asset:Bank:Acct{i:04d}" for i in range(accounts)]
+    with path.open("w") as out:
+        out.write(f"option operating-currency GBP\n{start} commodity GBP\n  exponent: -2\n")
+        for name in names:
+            out.write(f"{start} open {name} GBP\n")
+        base = datetime(2022, 1, 1, tzinfo=UTC)
+        # A few busy accounts (a tenth of all traffic goes through account 0).
+        for i in range(movements):
+            when = base + timedelta(seconds=int(i * step))
+            a = 0 if i % 10 == 0 else rng.randrange(accounts)
+            b = rng.randrange(accounts - 1)
+            b = b + 1 if b >= a else b
+            pence = rng.randint(1, 500_000)
+            out.write(
+                f"\n{when:%Y-%m-%dT%H:%M:%S}Z * Payment {i}\n"
+                f"  {names[a]} -> {names[b]} {pence // 100}.{pence % 100:02d} GBP\n"
+            )
+    return start
+
+
+async def _import_child(url: str, journal: str) -> None:
+    """Runs in a child process so that its peak RSS is the import's own."""
+    from worthline.kit.db import Database, unit_of_work
+    from worthline.ledger.journal_io import import_journal
+
+    db = Database(url)
+    user_id, _ = await _user_and_accounts(db, 0)
+    started = time.perf_counter()
+    async with unit_of_work(db) as session:
+        with open(journal, encoding="utf-8") as handle:
+            result = await import_journal(session, user_id, handle)
+    elapsed = time.perf_counter() - started
+    await db.dispose()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"import: {result.movements_recorded:,} movements in {elapsed:.1f} s = "
+        f"{result.movements_recorded / elapsed:,.0f} movements/s; peak RSS {peak:.0f} MB"
+    )
+    print(f"USER {user_id}")
+
+
+async def _queries(url: str, user_id: uuid.UUID, start: date, years: int) -> None:
+    from sqlalchemy import func, select
+
+    from worthline.kit.db import Database, unit_of_work
+    from worthline.ledger import repository as repo
+    from worthline.ledger import service
+    from worthline.ledger.models import Account, Movement
+
+    db = Database(url)
+    async with db.read_session() as session:
+        busy = await session.scalar(
+            select(Account).where(
+                Account.user_id == user_id, Account.full_path == "Asset:Bank:Acct0000"
+            )
+        )
+        other = await session.scalar(
+            select(Account).where(
+                Account.user_id == user_id, Account.full_path == "Asset:Bank:Acct0001"
+            )
+        )
+        moves = await session.scalar(
+            select(func.count()).select_from(Movement).where(Movement.from_account_id == busy.id)
+        )
+    end = start + timedelta(days=years * 365 - 1)
+    daily: list[float] = []
+    for _ in range(60):
+        async with db.read_session() as session:
+            started = time.perf_counter()
+            rows = await repo.daily_closing_balances(session, busy.id, start, end)
+            daily.append(time.perf_counter() - started)
+    print(
+        f"daily balances, {len(rows)} days of an account with {moves:,}+ outgoing movements: "
+        f"median {statistics.median(daily) * 1000:.2f} ms, p99 {_pct(daily, 99) * 1000:.2f} ms"
+    )
+
+    backdated: list[float] = []
+    when = datetime.combine(end - timedelta(days=365), datetime.min.time(), tzinfo=UTC)
+    for i in range(40):
+        started = time.perf_counter()
+        async with unit_of_work(db) as session:
+            await service.record_movements(
+                session,
+                user_id,
+                [
+                    service.NewMovement(
+                        other.public_id,
+                        busy.public_id,
+                        Decimal("1.00"),
+                        value_time=when + timedelta(minutes=i),
+                    )
+                ],
+            )
+        backdated.append(time.perf_counter() - started)
+    print(
+        f"movement backdated one year on that account (updates ~365 later rows), "
+        f"commit included: median {statistics.median(backdated) * 1000:.2f} ms, "
+        f"p99 {_pct(backdated, 99) * 1000:.2f} ms"
+    )
+    await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="what", required=True)
+    m = sub.add_parser("movements")
+    m.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    m.add_argument("--count", type=int, default=5000)
+    m.add_argument("--writers", type=int, default=1)
+    i = sub.add_parser("import")
+    i.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    i.add_argument("--movements", type=int, default=1_000_000)
+    i.add_argument("--accounts", type=int, default=1000)
+    i.add_argument("--years", type=int, default=3)
+    c = sub.add_parser("_import_child")
+    c.add_argument("url")
+    c.add_argument("journal")
+    args = parser.parse_args()
+
+    if args.what == "_import_child":
+        asyncio.run(_import_child(args.url, args.journal))
+        return
+    print(f"engine: {args.engine}; python {sys.version.split()[0]}; {os.cpu_count()} cores")
+    with Scratch(args.engine) as scratch:
+        if args.what == "movements":
+            asyncio.run(_movements(scratch.url, args.count, args.writers))
+            return
+        journal = Path(scratch.dir) / "bench.goluca"
+        started = time.perf_counter()
+        start = generate_journal(journal, args.movements, args.accounts, args.years)
+        print(
+            f"generated {journal.stat().st_size / 1e6:.0f} MB journal in "
+            f"{time.perf_counter() - started:.1f} s (not timed below)"
+        )
+        child = subprocess.run(
+            [sys.executable, __file__, "_import_child", scratch.url, str(journal)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        lines = child.stdout.strip().splitlines()
+        print("\n".join(line for line in lines if not line.startswith("USER")))
+        user_id = uuid.UUID(lines[-1].split()[1])
+        asyncio.run(_queries(scratch.url, user_id, start, args.years))
+
+
+if __name__ == "__main__":
+    main()
