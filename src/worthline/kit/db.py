@@ -110,7 +110,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-self.scale).quantize(self._quantum)
-        return Decimal(value).quantize(self._quantum)
+        return Decimal(value).quantize(self._quantum, context=self._context)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

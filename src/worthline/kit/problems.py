@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -148,6 +150,14 @@ def _validation_errors(exc: RequestValidationError) -> Problem:
     return ValidationProblem("The request is not valid; see errors[] for each field", rendered)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every failure leaves as a problem. Unexpected exceptions are caught (and logged with the
     trace id) by `kit.middleware.RequestContextMiddleware`, so that even a 500 carries
@@ -163,13 +173,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.__cause__, Problem):
+            # FastAPI turns any error while reading the body into a 400 "error parsing the
+            # body"; the body limit (a streamed upload over it) must still answer 413.
+            return problem_response(exc.__cause__, request)
         cls = _BY_STATUS.get(exc.status_code, Problem)
         detail = exc.detail if isinstance(exc.detail, str) else None
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No resource at {request.url.path}"
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        problem = cls(detail, headers=exc.headers)
+            # Starlette names the methods of the first route on the path only (RFC 9110 15.5.6
+            # wants all of them: GET and PATCH on /users/me, say).
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        problem = cls(detail, headers=headers)
         return problem_response(problem, request)
 
     app.add_exception_handler(Problem, on_problem)
