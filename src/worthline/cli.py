@@ -172,7 +172,7 @@ def users_create(
     except Problem as exc:
         console.print(f"[red]{exc.detail}[/]")
         raise typer.Exit(1) from exc
-    console.print(f"Created user {body.email} ({user_id})")
+    console.print(f"Created user {body.email.lower()} ({user_id})")
 
 
 @journal_app.command("import")

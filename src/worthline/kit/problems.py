@@ -158,6 +158,10 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every failure leaves as a problem. Unexpected exceptions are caught (and logged with the
     trace id) by `kit.middleware.RequestContextMiddleware`, so that even a 500 carries
@@ -169,6 +173,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body_failed = any(e.get("loc", ("",))[0] == "body" for e in exc.errors())
+        if body_failed and content_type and not _is_json(content_type):
+            return problem_response(
+                UnsupportedMediaType(f"Send the body as application/json, not {content_type}"),
+                request,
+            )
         return problem_response(_validation_errors(exc), request)
 
     async def on_http(request: Request, exc: Exception) -> Response:

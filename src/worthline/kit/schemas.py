@@ -10,7 +10,12 @@ from pydantic import AfterValidator, PlainSerializer
 
 def _to_utc(value: datetime) -> datetime:
     # API.md: a timestamp given without a zone is read as UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+05:00 has no UTC instant
+        raise ValueError("timestamp is out of range once converted to UTC") from exc
 
 
 def _iso_z(value: datetime) -> str:

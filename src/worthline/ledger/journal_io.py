@@ -37,7 +37,7 @@ from worthline.ledger.journal.syntax import (
     parse,
 )
 from worthline.ledger.journal.syntax import Movement as JournalMovement
-from worthline.ledger.journal.writer import write
+from worthline.ledger.journal.writer import write, write_transaction
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 from worthline.ledger.service import EARLIEST, LATEST, NewAccount, account_values
 
@@ -254,7 +254,7 @@ async def export_journal(
     for line in write(options, commodities, opens, []):
         yield line
     async for transaction in _transactions(session, user_id, by_id):
-        for line in write([], [], [], [transaction]):
+        for line in write_transaction(transaction, exponents):
             yield line
 
 

@@ -121,30 +121,36 @@ def write(
         yield f"{op.date.isoformat()} open {op.account}{codes}\n"
         yield from _metadata(op.metadata)
     for t in transactions:
-        yield "\n"
-        stamp = format_time(t.value_time)
-        if t.knowledge_time is not None:
-            stamp = f"{stamp}%{format_time(t.knowledge_time)}"
-        flag = "!" if t.pending else "*"
-        payee = _field(t.payee, "payee", empty_ok=True)
-        yield f"{stamp} {flag} {payee}\n" if payee else f"{stamp} {flag}\n"
-        if not t.movements:
-            raise ValueError(f"transaction at {stamp} has no movements")
-        prefix = "  "
-        for mv in t.movements:
-            exponent = exponents.get(mv.commodity)
-            if exponent is None:
-                exponent = exponents[mv.commodity] = default_exponent(mv.commodity)
-            amount = format_amount(mv.amount, exponent)
-            if mv.amount <= 0:
-                raise ValueError(f"amount {mv.amount} must be greater than zero")
-            if mv.description is None:
-                yield f"{prefix}{mv.from_account} -> {mv.to_account} {amount} {mv.commodity}\n"
-            else:
-                desc = _escape(_one_line(mv.description, "description"))
-                yield (
-                    f'{prefix}{mv.from_account} -> {mv.to_account} "{desc}" '
-                    f"{amount} {mv.commodity}\n"
-                )
-            prefix = "  +"
-        yield from _metadata(t.metadata)
+        yield from write_transaction(t, exponents)
+
+
+def write_transaction(t: Transaction, exponents: dict[str, int]) -> Iterator[str]:
+    """Yield one transaction's lines (a blank line first). `exponents` maps commodity codes to
+    their exponents; a code missing from it gets the parser's default (and is added)."""
+    yield "\n"
+    stamp = format_time(t.value_time)
+    if t.knowledge_time is not None:
+        stamp = f"{stamp}%{format_time(t.knowledge_time)}"
+    flag = "!" if t.pending else "*"
+    payee = _field(t.payee, "payee", empty_ok=True)
+    yield f"{stamp} {flag} {payee}\n" if payee else f"{stamp} {flag}\n"
+    if not t.movements:
+        raise ValueError(f"transaction at {stamp} has no movements")
+    prefix = "  "
+    for mv in t.movements:
+        exponent = exponents.get(mv.commodity)
+        if exponent is None:
+            exponent = exponents[mv.commodity] = default_exponent(mv.commodity)
+        amount = format_amount(mv.amount, exponent)
+        if mv.amount <= 0:
+            raise ValueError(f"amount {mv.amount} must be greater than zero")
+        if mv.description is None:
+            yield f"{prefix}{mv.from_account} -> {mv.to_account} {amount} {mv.commodity}\n"
+        else:
+            desc = _escape(_one_line(mv.description, "description"))
+            yield (
+                f'{prefix}{mv.from_account} -> {mv.to_account} "{desc}" '
+                f"{amount} {mv.commodity}\n"
+            )
+        prefix = "  +"
+    yield from _metadata(t.metadata)
