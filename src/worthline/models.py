@@ -3,4 +3,5 @@
 
 def load_all() -> None:
     import worthline.auth.models
-    import worthline.ledger.models  # noqa: F401
+    import worthline.ledger.models
+    import worthline.snapshots.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Balance snapshots: immutable point-in-time captures of an account's balance."""
