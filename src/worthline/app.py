@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +19,8 @@ from worthline.kit.middleware import RequestContextMiddleware
 from worthline.kit.problems import install_problem_handlers
 from worthline.ledger.endpoints import router as ledger_router
 from worthline.ledger.journal_endpoints import router as journal_router
+from worthline.snapshots.endpoints import router as snapshots_router
+from worthline.snapshots.tasks import daily_capture
 
 API_PREFIX = "/api/v1"
 LARGE_BODY_PATHS = (f"{API_PREFIX}/journal/import",)
@@ -42,7 +44,12 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # The embedded server runs the daily snapshot capture itself; scaled out, cron does.
+        capture: AbstractAsyncContextManager[None] = (
+            daily_capture(ctx.db) if settings.is_sqlite else nullcontext()
+        )
+        async with capture:
+            yield
         await ctx.close()  # after uvicorn has drained in-flight requests
 
     app = FastAPI(
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(ledger_router, prefix=API_PREFIX)
     app.include_router(journal_router, prefix=API_PREFIX)
+    app.include_router(snapshots_router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -20,11 +20,13 @@ users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 journal_app = typer.Typer(help="Plain-text .goluca journals.", no_args_is_help=True)
 interest_app = typer.Typer(help="Daily interest.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+snapshots_app = typer.Typer(help="Balance snapshots.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(journal_app, name="journal")
 app.add_typer(interest_app, name="interest")
 app.add_typer(demo_app, name="demo")
+app.add_typer(snapshots_app, name="snapshots")
 console = Console(stderr=True)
 
 
@@ -343,3 +345,87 @@ def demo_load() -> None:
     path.write_text(f"email {demo.email}  password {demo.password}\n")
     path.chmod(0o600)
     console.print(f"Loaded {demo.movements} movements. Log in as {demo.email} / {demo.password}")
+
+
+@snapshots_app.command("capture")
+def snapshots_capture(
+    user: Annotated[str | None, typer.Option(help="Only this user (default: everyone)")] = None,
+    source: Annotated[
+        str, typer.Option(help="scheduled_sync (once per account per UTC day) or manual_sync")
+    ] = "scheduled_sync",
+) -> None:
+    """Capture a snapshot of every Asset and Liability account from the ledger. With
+    scheduled_sync (the default) accounts already captured today are left alone, so it is safe
+    to run from cron as often as you like."""
+    from worthline.kit.context import AppContext
+    from worthline.kit.db import unit_of_work
+    from worthline.snapshots.service import BULK_SOURCES, capture_all
+
+    if source not in BULK_SOURCES:
+        console.print(f"[red]--source must be one of {', '.join(BULK_SOURCES)}[/]")
+        raise typer.Exit(2)
+
+    async def run() -> int:
+        ctx = AppContext.build(Settings())
+        try:
+            async with unit_of_work(ctx.db) as session:
+                owner = (await _user_id(session, user)).id if user else None
+                return await capture_all(session, source, user_id=owner)
+        finally:
+            await ctx.close()
+
+    captured = asyncio.run(run())
+    console.print(f"Captured {captured} snapshots ({source})")
+
+
+@snapshots_app.command("list")
+def snapshots_list(
+    account_id: Annotated[str, typer.Argument(help="The account's id (a UUID)")],
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many, newest first")] = 30,
+) -> None:
+    """Show an account's most recent snapshots, newest first, with the change between them."""
+    import uuid
+
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from worthline.kit.context import AppContext
+    from worthline.snapshots import repository as snapshots_repo
+    from worthline.snapshots.schemas import SnapshotHistory
+
+    try:
+        public_id = uuid.UUID(account_id)
+    except ValueError as exc:
+        console.print(f"[red]{account_id} is not an account id (a UUID)[/]")
+        raise typer.Exit(2) from exc
+
+    async def run():  # type: ignore[no-untyped-def]
+        ctx = AppContext.build(Settings())
+        try:
+            async with ctx.db.read_session() as session:
+                account = await snapshots_repo.account_by_public_id(session, public_id)
+                if account is None:
+                    console.print(f"[red]No account {public_id}[/]")
+                    raise typer.Exit(1)
+                rows = await snapshots_repo.recent(session, account, limit, None)
+                return account, SnapshotHistory.of_newest_first(account, rows)
+        finally:
+            await ctx.close()
+
+    account, history = asyncio.run(run())
+    # Text, not a markup string: "Asset:Bank:…" must not become an emoji (":bank:").
+    table = Table(title=Text(f"{account.full_path} ({account.currency})"), box=box.SIMPLE_HEAD)
+    table.add_column("captured at (UTC)", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    for column in ("balance", "change", "change %"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for s in history.snapshots:
+        table.add_row(
+            s.captured_at.strftime("%Y-%m-%d %H:%M:%S"),
+            s.source,
+            s.balance,
+            s.change_amount or "",
+            "" if s.change_percent is None else f"{s.change_percent:+.2f}",
+        )
+    Console(emoji=False, highlight=False).print(table)

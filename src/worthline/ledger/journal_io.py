@@ -40,6 +40,8 @@ from worthline.ledger.journal.syntax import Movement as JournalMovement
 from worthline.ledger.journal.writer import write, write_transaction
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 from worthline.ledger.service import EARLIEST, LATEST, NewAccount, account_values
+from worthline.snapshots import service as snapshots
+from worthline.snapshots.models import ACCOUNT_SYNC
 
 CHUNK = 10_000
 INTEREST_KEY = "interest-rate"
@@ -228,6 +230,8 @@ async def import_journal(
     except JournalError as exc:
         raise JournalInvalid(exc) from exc
     await projections.rebuild(session, importer.touched)
+    # A statement import is an account sync: snapshot every touched account, set-wise.
+    await snapshots.capture_accounts(session, importer.touched, ACCOUNT_SYNC, importer.now)
     return ImportResult(importer.created, importer.recorded)
 
 

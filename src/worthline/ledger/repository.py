@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worthline.kit.sql import utc_date, utc_day_start
 from worthline.ledger.models import Account, BalanceLive, Movement
 from worthline.ledger.paths import prefix_pattern
 from worthline.ledger.projections import day_bounds
@@ -93,6 +94,20 @@ def balance_expr(account_col: Any, at: datetime) -> Any:
         .scalar_subquery()
     )
     return func.coalesce(previous, 0) + _net_on_day(account_col, start, at)
+
+
+def balance_at_column(account_col: Any, at_col: Any) -> Any:
+    """`balance_expr` with the instant given as a column: the balance of an account at many
+    instants in one query (one probe of the projection and of each day's movements per row),
+    for instance at the `captured_at` of every snapshot being reconciled."""
+    previous = (
+        select(BalanceLive.balance)
+        .where(BalanceLive.account_id == account_col, BalanceLive.balance_date < utc_date(at_col))
+        .order_by(BalanceLive.balance_date.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(previous, 0) + _net_on_day(account_col, utc_day_start(at_col), at_col)
 
 
 async def balances_at(

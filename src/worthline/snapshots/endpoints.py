@@ -1,0 +1,207 @@
+"""Balance snapshot endpoints (seed `balance_snapshots_api.txt`, API.md "Balance snapshots").
+
+Each read answers in a constant number of queries (the caller's token, then one statement),
+however many accounts or snapshots there are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from worthline.kit.deps import CurrentUser, InsufficientScope, InvalidAccessToken, Session
+from worthline.kit.problems import problem_responses
+from worthline.ledger import repository as ledger_repo
+from worthline.ledger.endpoints import InvalidDateRange
+from worthline.ledger.models import Account
+from worthline.ledger.service import EARLIEST, LATEST, AccountNotFound
+from worthline.snapshots import repository as repo
+from worthline.snapshots import service
+from worthline.snapshots.models import MANUAL_SYNC
+from worthline.snapshots.schemas import (
+    DiscrepancyOut,
+    LatestSnapshots,
+    Reconciliation,
+    ReportedSnapshotIn,
+    SnapshotHistory,
+    SnapshotOut,
+    SyncIn,
+)
+from worthline.snapshots.service import InvalidSnapshot, InvalidSnapshotSource, ReportedSnapshot
+
+router = APIRouter(tags=["snapshots"])
+AUTH = (InvalidAccessToken, InsufficientScope)
+MAX_HISTORY = 10_000
+"""Snapshots one balance-history answer may hold; a wider range is refused, never cut short."""
+
+SourceFilter = Annotated[
+    str | None, Query(max_length=64, description="Only snapshots of this source")
+]
+
+
+def _instant(value: str, name: str) -> datetime:
+    """An ISO 8601 datetime (UTC when it has no zone) or a plain date (midnight UTC)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidDateRange(f"{name} is not an ISO 8601 date or datetime: {value!r}") from exc
+    if not EARLIEST <= parsed < LATEST:
+        raise InvalidDateRange(f"{name} must lie between 1900-01-01 and 2200-01-01")
+    return parsed
+
+
+async def _account(session: Session, principal: CurrentUser, account_id: uuid.UUID) -> Account:
+    account = await ledger_repo.account(session, principal.user_id, account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
+
+
+def _source(source: str | None) -> str | None:
+    return None if source is None else service.check_source(source)
+
+
+@router.get(
+    "/balance-snapshots", response_model=LatestSnapshots, responses=problem_responses(*AUTH)
+)
+async def latest_snapshots(principal: CurrentUser, session: Session) -> LatestSnapshots:
+    """The most recent snapshot of each of your accounts (ordered by account path), each with
+    the change from that account's previous snapshot, and the total per currency."""
+    return LatestSnapshots.of(await repo.latest_per_account(session, principal.user_id))
+
+
+@router.get(
+    "/accounts/{account_id}/balance-history",
+    response_model=SnapshotHistory,
+    responses=problem_responses(*AUTH, AccountNotFound, InvalidDateRange, InvalidSnapshotSource),
+)
+async def balance_history(
+    account_id: uuid.UUID,
+    principal: CurrentUser,
+    session: Session,
+    start_date: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="Start of the range, inclusive (ISO 8601; a date is midnight UTC)",
+            examples=["2025-01-01T00:00:00Z"],
+        ),
+    ],
+    end_date: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="End of the range, inclusive (ISO 8601; a date is midnight UTC)",
+            examples=["2025-12-31T23:59:59Z"],
+        ),
+    ],
+    source: SourceFilter = None,
+) -> SnapshotHistory:
+    """Snapshots captured in the range, oldest first, each with the change from the previous
+    snapshot in the range (the first has none), plus the change over the whole range.
+    400 when the range is invalid or holds more than 10,000 snapshots."""
+    start = _instant(start_date, "start_date")
+    end = _instant(end_date, "end_date")
+    if start > end:
+        raise InvalidDateRange("start_date must not be after end_date")
+    wanted = _source(source)
+    account = await _account(session, principal, account_id)
+    rows = await repo.history(session, account, start, end, wanted, MAX_HISTORY + 1)
+    if len(rows) > MAX_HISTORY:
+        raise InvalidDateRange(f"The range holds more than {MAX_HISTORY:,} snapshots; narrow it")
+    return SnapshotHistory.of(account, rows)
+
+
+@router.get(
+    "/accounts/{account_id}/balance-snapshots",
+    response_model=SnapshotHistory,
+    responses=problem_responses(*AUTH, AccountNotFound, InvalidSnapshotSource),
+)
+async def recent_snapshots(
+    account_id: uuid.UUID,
+    principal: CurrentUser,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many, newest first")] = 30,
+    source: SourceFilter = None,
+) -> SnapshotHistory:
+    """The account's most recent snapshots, newest first, each with the change from the one
+    before it (among those of `source`, when given). Same body as balance-history."""
+    wanted = _source(source)
+    account = await _account(session, principal, account_id)
+    return SnapshotHistory.of_newest_first(
+        account, await repo.recent(session, account, limit, wanted)
+    )
+
+
+@router.post(
+    "/accounts/{account_id}/sync",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SnapshotOut,
+    responses=problem_responses(*AUTH, AccountNotFound, InvalidSnapshotSource, InvalidSnapshot),
+)
+async def sync_account(
+    account_id: uuid.UUID,
+    principal: CurrentUser,
+    session: Session,
+    body: SyncIn | None = None,
+) -> SnapshotOut:
+    """Capture a snapshot from the account's current ledger balance. The account's first
+    snapshot is recorded as `initial_connection`."""
+    source = body.source if body and body.source is not None else MANUAL_SYNC
+    row = await service.capture_account(session, principal.user_id, account_id, source)
+    return SnapshotOut.of(row)
+
+
+@router.post(
+    "/accounts/{account_id}/balance-snapshots",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SnapshotOut,
+    responses=problem_responses(*AUTH, AccountNotFound, InvalidSnapshotSource, InvalidSnapshot),
+)
+async def report_snapshot(
+    account_id: uuid.UUID, body: ReportedSnapshotIn, principal: CurrentUser, session: Session
+) -> SnapshotOut:
+    """Record a balance reported from outside Worthline, now or in the past (back-filling).
+    Amounts with more decimals than the account allows, another currency, a future
+    `captured_at` or metadata over 16 KB are refused (422); an unknown source is 400."""
+    row = await service.report_snapshot(
+        session,
+        principal.user_id,
+        account_id,
+        ReportedSnapshot(
+            balance=body.balance,
+            source=body.source,
+            available_balance=body.available_balance,
+            holdings_value=body.holdings_value,
+            cash_value=body.cash_value,
+            currency=body.currency,
+            captured_at=body.captured_at,
+            provider_metadata=body.provider_metadata,
+        ),
+    )
+    return SnapshotOut.of(row)
+
+
+@router.get(
+    "/accounts/{account_id}/reconciliation",
+    response_model=Reconciliation,
+    responses=problem_responses(*AUTH, AccountNotFound),
+)
+async def reconciliation(
+    account_id: uuid.UUID, principal: CurrentUser, session: Session
+) -> Reconciliation:
+    """Reported snapshots (those recorded through POST .../balance-snapshots) whose balance
+    differs from the ledger's balance at their `captured_at`: balance assertions that fail."""
+    account = await _account(session, principal, account_id)
+    checked, drifts = await service.reconcile(session, account)
+    return Reconciliation(
+        account_id=account.public_id,
+        currency=account.currency,
+        checked_count=checked,
+        discrepancies=[DiscrepancyOut.of(d, account.exponent) for d in drifts],
+        total_count=len(drifts),
+    )
