@@ -47,6 +47,7 @@ from worthline.ledger.service import (
 router = APIRouter(tags=["ledger"])
 AUTH = (InvalidAccessToken, InsufficientScope)
 MAX_DAYS = 3660
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"  # PostgreSQL cannot compare text holding NUL
 
 
 class InvalidDateRange(BadRequest):
@@ -89,7 +90,9 @@ async def list_accounts(
     principal: CurrentUser,
     session: Session,
     type: Annotated[AccountType | None, Query(description="Asset, Liability, …")] = None,
-    prefix: Annotated[str | None, Query(max_length=255, description="e.g. Asset:Bank")] = None,
+    prefix: Annotated[
+        str | None, Query(max_length=255, pattern=NO_CONTROL, description="e.g. Asset:Bank")
+    ] = None,
 ) -> AccountList:
     """The caller's accounts, by path, each with its current balance."""
     accounts = await repo.accounts(session, principal.user_id, type, prefix)
@@ -297,7 +300,9 @@ async def daily_balances(
 async def prefix_balances(
     principal: CurrentUser,
     session: Session,
-    prefix: Annotated[str, Query(min_length=1, max_length=255, description="e.g. Asset")],
+    prefix: Annotated[
+        str, Query(min_length=1, max_length=255, pattern=NO_CONTROL, description="e.g. Asset")
+    ],
     at: Annotated[Timestamp | None, Query()] = None,
 ) -> PrefixBalances:
     """Total balance per currency of every account under a path prefix. Movements between

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from worthline.kit.deps import Ctx, CurrentUser, InsufficientScope, InvalidAccessToken, Session
 from worthline.kit.problems import BadRequest, UnsupportedMediaType, problem_responses
+from worthline.ledger.journal.syntax import JournalError
 from worthline.ledger.journal_io import JournalInvalid, export_journal, import_journal
 from worthline.ledger.schemas import JournalImportOut
 
@@ -53,18 +54,34 @@ def _lines(spool) -> Iterator[str]:  # type: ignore[no-untyped-def]
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     pending = ""
     line_no = 0
+    suspect = False
     try:
         for raw in iter(lambda: spool.read(1 << 16), b""):
-            pending += decoder.decode(raw)
+            text = decoder.decode(raw)
+            suspect = suspect or "\x00" in text or "\r" in text
+            pending += text
             *complete, pending = pending.split("\n")
             for line in complete:
                 line_no += 1
+                if suspect:
+                    _check_line(line, line_no)
                 yield line
         pending += decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise JournalNotText(f"The journal is not valid UTF-8 (after line {line_no})") from exc
     if pending:
+        _check_line(pending, line_no + 1)
         yield pending
+
+
+def _check_line(line: str, line_no: int) -> None:
+    """NUL cannot be stored (PostgreSQL) and a carriage return inside a line cannot be written
+    back (export): refuse both, naming the place, before anything reaches the database."""
+    body = line.removesuffix("\r")  # CRLF line endings are fine
+    for char, what in (("\x00", "a NUL character"), ("\r", "a carriage return inside a line")):
+        column = body.find(char)
+        if column >= 0:
+            raise JournalError(line_no, column + 1, f"{what} is not allowed")
 
 
 @router.get(

@@ -32,7 +32,26 @@ def _currency_code(value: str) -> str:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _one_line(value: str) -> str:
+    # NUL cannot be stored by PostgreSQL; a line break cannot be written to the journal.
+    if _CONTROL.search(value):
+        raise ValueError("must be one line of text without control characters")
+    return value
+
+
+def _trimmed(value: str) -> str:
+    # The journal keeps names and payees stripped: export would fail on surrounding spaces.
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    return _one_line(value)
+
+
 TransactionCode = Annotated[str, AfterValidator(_code)]
+OneLine = Annotated[str, AfterValidator(_one_line)]
+Trimmed = Annotated[str, AfterValidator(_trimmed)]
 Currency = Annotated[str, AfterValidator(_currency_code)]
 
 
@@ -49,7 +68,7 @@ class AccountIn(Strict):
     annual_interest_rate: DecimalString | None = Field(
         default=None, description='A fraction per year as a string: "0.045" is 4.5 %'
     )
-    name: str | None = Field(default=None, max_length=200)
+    name: Trimmed | None = Field(default=None, max_length=200)
 
 
 class AccountOut(BaseModel):
@@ -109,12 +128,12 @@ class MovementIn(Strict):
     value_time: Timestamp | None = Field(
         default=None, description="When it happened economically; default now; may be past"
     )
-    description: str | None = Field(default=None, max_length=500)
+    description: OneLine | None = Field(default=None, max_length=500)
 
 
 class BatchIn(Strict):
     movements: list[MovementIn] = Field(min_length=1, max_length=1000)
-    description: str | None = Field(default=None, max_length=500)
+    description: Trimmed | None = Field(default=None, max_length=500)
 
 
 class MovementOut(BaseModel):

@@ -31,6 +31,7 @@ from worthline.ledger.paths import parse_path
 # Value times outside this range are mistakes (a year typed as 20024), not history.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+RATE_QUANTUM = Decimal("1E-10")
 
 
 class AccountNotFound(NotFound):
@@ -88,8 +89,10 @@ def account_values(user_id: uuid.UUID, spec: NewAccount, now: datetime) -> dict[
     if not -18 <= exponent <= 0:
         raise ValueError("exponent must be between -18 and 0")
     rate = spec.annual_interest_rate
-    if rate is not None and not Decimal("-1") < rate < Decimal("10"):
+    if rate is not None and not (rate.is_finite() and Decimal("-1") < rate < Decimal("10")):
         raise ValueError("annual_interest_rate is a fraction per year (0.045 = 4.5 %)")
+    if rate is not None and rate != rate.quantize(RATE_QUANTUM):  # the column holds 10 places
+        raise ValueError("annual_interest_rate has at most 10 decimal places")
     return {
         "public_id": uuid.uuid4(),
         "user_id": user_id,
