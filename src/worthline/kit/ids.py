@@ -9,6 +9,7 @@ process are strictly increasing.
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 import uuid
@@ -16,6 +17,10 @@ import uuid
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+# The random bits need uniqueness, not secrecy (the time and counter order the ids), so a
+# PRNG seeded from the OS is enough and spares a system call per id; re-seeded in a fork child.
+_random = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
 def uuid7() -> uuid.UUID:
@@ -23,14 +28,15 @@ def uuid7() -> uuid.UUID:
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
-            _last_ms, _counter = ms, int.from_bytes(os.urandom(2)) & 0x3FF  # headroom to count
+            _last_ms, _counter = ms, _random.getrandbits(10)  # leaves headroom to count
         else:
             _counter += 1
             if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
                 _last_ms, _counter = _last_ms + 1, 0
             ms = _last_ms
         counter = _counter
+        tail = _random.getrandbits(62)
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76 | counter << 64
-    value |= 0b10 << 62 | int.from_bytes(os.urandom(8)) & 0x3FFF_FFFF_FFFF_FFFF
+    value |= 0b10 << 62 | tail
     return uuid.UUID(int=value)

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worthline.kit.db import bulk_insert, utcnow
+from worthline.kit.bulk import bulk_insert
+from worthline.kit.db import utcnow
 from worthline.kit.ids import uuid7
 from worthline.kit.money import from_minor, to_minor
 from worthline.kit.problems import BadRequest
