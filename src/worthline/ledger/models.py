@@ -83,9 +83,8 @@ class Movement(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
-    batch_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("movement_batches.id"), index=True
-    )
+    # No index: nothing looks movements up by batch, and each index slows every insert.
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("movement_batches.id"))
     from_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     to_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -113,7 +113,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_movements")),
     )
     with op.batch_alter_table("movements", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_movements_batch_id"), ["batch_id"], unique=False)
         batch_op.create_index(
             "ix_movements_from_value", ["from_account_id", "value_time"], unique=False
         )
@@ -150,7 +149,6 @@ def downgrade() -> None:
     with op.batch_alter_table("movements", schema=None) as batch_op:
         batch_op.drop_index("ix_movements_to_value")
         batch_op.drop_index("ix_movements_from_value")
-        batch_op.drop_index(batch_op.f("ix_movements_batch_id"))
 
     op.drop_table("movements")
     op.drop_table("balances_live")
