@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from worthline import __version__
 from worthline.auth.endpoints import router as auth_router
+from worthline.eventstream.endpoints import router as events_router
+from worthline.eventstream.tasks import periodic_purge
 from worthline.kit.config import Settings
 from worthline.kit.context import AppContext
 from worthline.kit.health import router as health_router
@@ -48,7 +50,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         capture: AbstractAsyncContextManager[None] = (
             daily_capture(ctx.db) if settings.is_sqlite else nullcontext()
         )
-        async with capture:
+        async with capture, periodic_purge(ctx.db, settings.event_retention_days):
             yield
         await ctx.close()  # after uvicorn has drained in-flight requests
 
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(ledger_router, prefix=API_PREFIX)
     app.include_router(journal_router, prefix=API_PREFIX)
+    app.include_router(events_router, prefix=API_PREFIX)
     app.include_router(snapshots_router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:

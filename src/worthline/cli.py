@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from worthline.eventstream.cli import events_app
 from worthline.kit.config import Settings
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(journal_app, name="journal")
 app.add_typer(interest_app, name="interest")
 app.add_typer(demo_app, name="demo")
 app.add_typer(snapshots_app, name="snapshots")
+app.add_typer(events_app, name="events")
 console = Console(stderr=True)
 
 

@@ -40,7 +40,9 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def _tables(path: Path) -> set[str]:
-    return {r[0] for r in _rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    # sqlite_sequence (AUTOINCREMENT's bookkeeping) is SQLite's own and cannot be dropped.
+    tables = _rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {r[0] for r in tables if r[0] != "sqlite_sequence"}
 
 
 @pytest.fixture

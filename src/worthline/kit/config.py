@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_journal_bytes: int = Field(default=512 * 1_048_576, ge=1024)
 
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15)
+    """A comment line on every idle event stream at least this often (keeps proxies open)."""
+    sse_max_streams_per_user: int = Field(default=5, ge=1)
+    """Open event streams per user per worker process; beyond: 429."""
+    event_retention_days: int = Field(default=30, ge=1)
+    """Events older than this are purged; `Last-Event-ID` cannot replay past it."""
+
     demo_data: Literal["auto", "off"] = "auto"
     """`auto`: `serve` loads the demo household into an empty embedded (SQLite) database."""
 

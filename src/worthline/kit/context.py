@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from worthline.auth.service import Auth
 from worthline.kit.config import Settings
 from worthline.kit.db import Database
+from worthline.kit.eventbus import EventBus, build_bus
 from worthline.kit.ratelimit import RateLimiter
 from worthline.kit.security import AccessTokens, Passwords
 
@@ -17,6 +18,7 @@ class AppContext:
     db: Database
     limiter: RateLimiter
     auth: Auth
+    bus: EventBus
 
     @property
     def access_tokens(self) -> AccessTokens:
@@ -24,9 +26,15 @@ class AppContext:
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
+        from worthline.eventstream.service import Dispatcher
+
+        db = Database(settings.effective_database_url)
+        bus = build_bus(settings.redis_url, settings.sse_max_streams_per_user)
+        db.on_commit = Dispatcher(bus)  # every edge's unit of work delivers its events
         return cls(
             settings=settings,
-            db=Database(settings.effective_database_url),
+            db=db,
+            bus=bus,
             limiter=RateLimiter(settings),
             auth=Auth(
                 passwords=Passwords(
@@ -40,6 +48,7 @@ class AppContext:
         )
 
     async def close(self) -> None:
+        await self.bus.close()
         await self.db.dispose()
         await _close_storage(self.limiter)
 

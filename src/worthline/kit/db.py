@@ -28,8 +28,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, SessionTransaction, mapped_column
+from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.types import TypeDecorator
+
+from worthline.kit.money import percent_change
 
 T = TypeVar("T")
 
@@ -115,6 +118,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+SQLITE_PERCENT_FUNCTION = "worthline_percent_change"
+"""The SQLite function behind `kit.sql.change_percent` (registered on every connection)."""
+
 # Stable constraint names: Alembic needs them to alter tables on SQLite.
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -153,6 +159,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         ):
             cursor.execute(pragma)
         cursor.close()
+        # Exact percentages for `kit.sql.change_percent` (PostgreSQL computes them in NUMERIC).
+        dbapi_connection.create_function(
+            SQLITE_PERCENT_FUNCTION, 2, percent_change, deterministic=True
+        )
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -184,6 +194,8 @@ class Database:
         writer = self.engine.execution_options(worthline_write=True)
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(writer, expire_on_commit=False, autoflush=False)
+        # Called with what the unit of work queued by `after_commit`, once it has committed.
+        self.on_commit: Callable[[list[Any]], Awaitable[None]] | None = None
 
     def read_session(self) -> ReadSession:
         return ReadSession(self._read())
@@ -199,9 +211,39 @@ class Database:
         await self.engine.dispose()
 
 
+_AFTER_COMMIT = "worthline.after_commit"
+
+
+def after_commit(session: AsyncSession, item: Any) -> None:
+    """Queue `item` for `Database.on_commit`, delivered once the unit of work has committed.
+
+    Dropped if the transaction (or the savepoint) that queued it rolls back, so a retried
+    savepoint or a failed commit delivers nothing twice and nothing that was not stored."""
+    sync = session.sync_session
+    transaction = sync.get_nested_transaction() or sync.get_transaction()
+    sync.info.setdefault(_AFTER_COMMIT, []).append((transaction, item))
+
+
+@event.listens_for(SyncSession, "after_soft_rollback")
+def _drop_rolled_back(session: SyncSession, previous: SessionTransaction) -> None:
+    queued = session.info.get(_AFTER_COMMIT)
+    if not queued:
+        return
+
+    def inside(transaction: SessionTransaction | None) -> bool:
+        while transaction is not None:
+            if transaction is previous:
+                return True
+            transaction = transaction.parent
+        return False
+
+    queued[:] = [(t, item) for t, item in queued if not inside(t)]
+
+
 @asynccontextmanager
 async def unit_of_work(db: Database) -> AsyncIterator[WriteSession]:
-    """One writing transaction: committed once if the block succeeds, rolled back otherwise.
+    """One writing transaction: committed once if the block succeeds, rolled back otherwise;
+    after the commit, what the work queued with `after_commit` goes to `db.on_commit`.
 
     `async with unit_of_work(db) as session:`; a `return` inside the block commits too."""
     async with db.write_session() as session:
@@ -211,6 +253,10 @@ async def unit_of_work(db: Database) -> AsyncIterator[WriteSession]:
         except BaseException:
             await session.rollback()
             raise
+        finally:
+            queued = session.sync_session.info.pop(_AFTER_COMMIT, [])
+    if queued and db.on_commit is not None:
+        await db.on_commit([item for _, item in queued])
 
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected

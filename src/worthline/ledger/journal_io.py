@@ -22,12 +22,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worthline.eventstream.service import serialize_events
 from worthline.kit.bulk import bulk_insert
 from worthline.kit.db import utcnow
 from worthline.kit.ids import uuid7
 from worthline.kit.money import from_minor, to_minor
 from worthline.kit.problems import BadRequest
-from worthline.ledger import projections
+from worthline.ledger import projections, publish
 from worthline.ledger import repository as repo
 from worthline.ledger.journal.syntax import (
     Commodity,
@@ -217,7 +218,10 @@ async def import_journal(
 ) -> ImportResult:
     """Import a journal into the caller's transaction; `JournalInvalid` (400) on any error."""
     importer = _Importer(session, user_id, utcnow(), progress)
+    await serialize_events(session, user_id)
     await importer.load_accounts()
+    existing = [account[0] for account in importer.accounts.values()]
+    before = await repo.balances_at(session, existing, importer.now)
     try:
         for entry in parse(lines):
             if isinstance(entry, Transaction):
@@ -231,6 +235,7 @@ async def import_journal(
     except JournalError as exc:
         raise JournalInvalid(exc) from exc
     await projections.rebuild(session, importer.touched)
+    await publish.balances_updated(session, user_id, importer.touched, importer.now, before=before)
     # A statement import is an account sync: snapshot every touched account, set-wise.
     await snapshots.capture_accounts(session, importer.touched, ACCOUNT_SYNC, importer.now)
     return ImportResult(importer.created, importer.recorded)

@@ -18,12 +18,13 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worthline.eventstream.service import serialize_events
 from worthline.kit.currency import is_currency, minor_unit
 from worthline.kit.db import utcnow, with_retry
 from worthline.kit.ids import uuid7
 from worthline.kit.money import to_minor
 from worthline.kit.problems import Conflict, NotFound, ValidationProblem
-from worthline.ledger import projections
+from worthline.ledger import projections, publish
 from worthline.ledger import repository as repo
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 from worthline.ledger.paths import parse_path
@@ -178,6 +179,7 @@ async def _record(
     now: datetime,
 ) -> tuple[uuid.UUID | None, list[dict[str, Any]]]:
     loc_base: list[str | int] = ["body", "movements"] if batched else ["body"]
+    await serialize_events(session, user_id)  # before any row lock: see its docstring
     accounts = await repo.lock_accounts(
         session, user_id, [i for s in specs for i in (s.from_account_id, s.to_account_id)]
     )
@@ -236,6 +238,10 @@ async def _record(
         await session.flush()
     await session.execute(insert(Movement), rows)
     await projections.apply(session, deltas)
+    touched = {a.id for a in accounts.values()}
+    await publish.balances_updated(
+        session, user_id, touched, now, moved=publish.moved_by(rows, now)
+    )
     by_id = {a.id: a for a in accounts.values()}
     for row in rows:
         row["from_account"] = by_id[row["from_account_id"]]

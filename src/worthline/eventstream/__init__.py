@@ -1,0 +1,1 @@
+"""Live events: the event log, delivery after commit, and server-sent event streams."""

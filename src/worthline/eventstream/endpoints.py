@@ -1,0 +1,150 @@
+"""`GET /events`: the caller's live events as server-sent events; `POST /events/ticket`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
+
+from worthline.eventstream import service
+from worthline.eventstream.schemas import TicketOut
+from worthline.eventstream.service import InvalidTicket
+from worthline.kit.context import AppContext
+from worthline.kit.db import unit_of_work
+from worthline.kit.deps import (
+    Ctx,
+    CurrentUser,
+    InsufficientScope,
+    InvalidAccessToken,
+    Session,
+    _bearer,
+    _principal,
+)
+from worthline.kit.eventbus import BusMessage, StreamLimitReached, Subscription
+from worthline.kit.problems import BadRequest, problem_responses
+from worthline.kit.ratelimit import Policy
+
+router = APIRouter(tags=["events"])
+
+
+class InvalidLastEventId(BadRequest):
+    slug, title = "invalid-last-event-id", "Invalid Last-Event-ID"
+
+
+@router.post(
+    "/events/ticket",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketOut,
+    responses=problem_responses(InvalidAccessToken, InsufficientScope),
+)
+async def create_ticket(principal: CurrentUser, session: Session) -> TicketOut:
+    """A ticket for `GET /events?ticket=…`, for clients that cannot send an Authorization
+    header (a browser's EventSource): single use, valid 60 seconds."""
+    ticket, expires_at = await service.issue_ticket(session, principal.user_id)
+    return TicketOut(ticket=ticket, expires_at=expires_at)
+
+
+async def _stream_owner(
+    request: Request,
+    ctx: Ctx,
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ticket: Annotated[
+        str | None, Query(max_length=200, description="From POST /events/ticket")
+    ] = None,
+) -> uuid.UUID:
+    """The Bearer token (any scope), else a ticket, which is consumed here."""
+    if ticket is None or credentials is not None:
+        return (await _principal(request, session, ctx, credentials)).user_id
+    async with unit_of_work(ctx.db) as writing:  # claiming deletes: a writing transaction
+        user_id = await service.claim_ticket(writing, ticket)
+    request.state.quota = await ctx.limiter.hit(Policy.API_READ, f"user:{user_id}")
+    return user_id
+
+
+def _sse(message: BusMessage) -> ServerSentEvent:
+    return ServerSentEvent(data=message.data, event=message.event, id=str(message.id))
+
+
+async def _stream(
+    ctx: AppContext, subscription: Subscription, user_id: uuid.UUID, last_id: int | None
+) -> AsyncIterator[ServerSentEvent]:
+    """Replay (ids above `last_id`, from the log) then live. The subscription was opened before
+    the replay query, so nothing committed meanwhile is missed; what both see is sent once."""
+    try:
+        replayed_through = last_id
+        if last_id is not None:
+            async with ctx.db.read_session() as session:
+                horizon = await service.purged_through(session)
+            if last_id < horizon:
+                yield ServerSentEvent(
+                    comment=(
+                        f"events up to id {horizon} were purged (kept "
+                        f"{ctx.settings.event_retention_days} days): some after Last-Event-ID "
+                        f"{last_id} are lost; reload current state. Resuming with live events."
+                    )
+                )
+            else:
+                while True:
+                    async with ctx.db.read_session() as session:
+                        page = await service.events_after(session, user_id, replayed_through)
+                    for message in page:
+                        yield _sse(message)
+                        replayed_through = message.id
+                    if len(page) < service.REPLAY_PAGE:
+                        break
+        while True:
+            message = await subscription.get()
+            if message is None:
+                yield ServerSentEvent(
+                    comment=f"stream closed: {subscription.closed_reason}; reconnect to resume"
+                )
+                return
+            if replayed_through is not None and message.id <= replayed_through:
+                continue  # already sent by the replay
+            yield _sse(message)
+    finally:
+        subscription.close()
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
+        **problem_responses(InvalidAccessToken, InvalidTicket, InvalidLastEventId),
+        StreamLimitReached.status: problem_responses(StreamLimitReached)[429],
+    },
+)
+async def stream_events(
+    ctx: Ctx,
+    user_id: Annotated[uuid.UUID, Depends(_stream_owner)],
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="Resume after this event id")
+    ] = None,
+) -> EventSourceResponse:
+    """The caller's events as they are committed (`text/event-stream`): `id:` (increasing),
+    `event:` (`portfolio.balance.updated`, `portfolio.holdings.updated`,
+    `portfolio.networth.updated`), `data:` JSON, money as strings. With `Last-Event-ID`, the
+    events after that id are replayed first, in order, then live ones follow with no gap and
+    no repeat. A comment line is sent on idle streams at least every 15 s. Authenticate with
+    the Bearer header (a read-only token suffices) or `?ticket=`."""
+    last_id: int | None = None
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            last_id = int(last_event_id.strip())
+        except ValueError as exc:
+            raise InvalidLastEventId("Last-Event-ID must be an event id sent by /events") from exc
+        if last_id < 0:
+            raise InvalidLastEventId("Last-Event-ID must be an event id sent by /events")
+    subscription = await ctx.bus.subscribe(user_id)  # before any replay query
+    return EventSourceResponse(
+        _stream(ctx, subscription, user_id, last_id),
+        ping=ctx.settings.sse_heartbeat_seconds,
+        background=BackgroundTask(subscription.close),
+    )

@@ -1,0 +1,186 @@
+"""Recording events in the caller's transaction, delivering them after it commits, replaying
+them for a reconnecting stream, purging old ones, and stream tickets. Services flush; the edge
+commits.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worthline.eventstream.events import (
+    EVENT_HANDLERS,
+    Event,
+    RecordedEvent,
+    sse_message,
+    to_payload,
+)
+from worthline.eventstream.models import EventPurge, EventRecord, EventTicket
+from worthline.kit.db import after_commit, utcnow
+from worthline.kit.eventbus import BusMessage, EventBus
+from worthline.kit.problems import Unauthorized
+from worthline.kit.security import digest
+
+log = structlog.get_logger("worthline.events")
+
+TICKET_TTL = timedelta(seconds=60)
+TICKET_PREFIX = "wl_evt_"
+REPLAY_PAGE = 500
+
+
+async def serialize_events(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Make this transaction's events of `user_id` commit in id order (PostgreSQL).
+
+    Event ids come from a sequence when inserted, but transactions commit in their own order:
+    two concurrent writes of one user could commit ids 11 then 10, and a client resuming after
+    11 would never see 10. A transaction-scoped advisory lock per user, taken by every write
+    that records events *before* it locks any row (so never crosswise), orders them. SQLite has
+    one writer at a time already."""
+    if session.bind.dialect.name != "postgresql":
+        return
+    key = int.from_bytes(user_id.bytes[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+async def record(session: AsyncSession, events: Sequence[Event]) -> list[RecordedEvent]:
+    """Insert `events` into the log in the caller's transaction (one INSERT), and queue them
+    for the handlers once the unit of work commits; a rollback emits nothing."""
+    if not events:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "user_id": event.user_id,
+            "type": type(event).__name__,
+            "payload": to_payload(event),
+            "created_at": now,
+        }
+        for event in events
+    ]
+    statement = insert(EventRecord).returning(EventRecord.id, sort_by_parameter_order=True)
+    ids = list(await session.scalars(statement, rows))
+    recorded = [RecordedEvent(i, e, now) for i, e in zip(ids, events, strict=True)]
+    for item in recorded:
+        after_commit(session, item)
+    return recorded
+
+
+class Dispatcher:
+    """`Database.on_commit`: hands committed events to their handlers, in log order. A handler
+    that fails is logged and the others still run; the commit has happened, so the caller's
+    answer must not change (a stream that missed it resumes from the log)."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    async def __call__(self, items: list[Any]) -> None:
+        for recorded in items:
+            if not isinstance(recorded, RecordedEvent):
+                continue
+            for handler in EVENT_HANDLERS[type(recorded.event)]:
+                try:
+                    await handler(recorded, self.bus)
+                except Exception:
+                    log.exception(
+                        "events.handler_failed",
+                        handler=getattr(handler, "__name__", repr(handler)),
+                        event_id=recorded.id,
+                    )
+
+
+# ------------------------------------------------------------------------------ replay
+
+
+async def last_event_id(session: AsyncSession, user_id: uuid.UUID) -> int | None:
+    return await session.scalar(
+        select(func.max(EventRecord.id)).where(EventRecord.user_id == user_id)
+    )
+
+
+async def events_after(
+    session: AsyncSession, user_id: uuid.UUID, after: int, limit: int = REPLAY_PAGE
+) -> list[BusMessage]:
+    """The user's recorded events with an id above `after`, oldest first."""
+    rows = await session.execute(
+        select(EventRecord.id, EventRecord.type, EventRecord.payload)
+        .where(EventRecord.user_id == user_id, EventRecord.id > after)
+        .order_by(EventRecord.id)
+        .limit(limit)
+    )
+    return [sse_message(i, t, p) for i, t, p in rows]
+
+
+async def purged_through(session: AsyncSession) -> int:
+    """The highest event id any purge has removed (0 if none)."""
+    return await session.scalar(select(func.max(EventPurge.purged_through))) or 0
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    events: int
+    tickets: int
+    purged_through: int
+
+
+async def purge(
+    session: AsyncSession, retention_days: int, now: datetime | None = None
+) -> PurgeResult:
+    """Delete events older than the retention period (and expired tickets), remembering the
+    highest id removed so that a stream resuming from before it is told what it lost."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=retention_days)
+    highest = await session.scalar(
+        select(func.max(EventRecord.id)).where(EventRecord.created_at < cutoff)
+    )
+    removed = 0
+    if highest is not None:
+        result = await session.execute(delete(EventRecord).where(EventRecord.id <= highest))
+        removed = result.rowcount or 0  # type: ignore[attr-defined]
+        session.add(EventPurge(purged_through=highest, purged_at=now))
+    tickets = await session.execute(delete(EventTicket).where(EventTicket.expires_at <= now))
+    await session.flush()
+    return PurgeResult(removed, tickets.rowcount or 0, highest or 0)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------ tickets
+
+
+class InvalidTicket(Unauthorized):
+    slug, title = "invalid-ticket", "Invalid Stream Ticket"
+
+
+async def issue_ticket(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime | None = None
+) -> tuple[str, datetime]:
+    now = now or utcnow()
+    ticket = TICKET_PREFIX + secrets.token_urlsafe(32)
+    expires_at = now + TICKET_TTL
+    session.add(EventTicket(digest=digest(ticket), user_id=user_id, expires_at=expires_at))
+    await session.flush()
+    return ticket, expires_at
+
+
+async def claim_ticket(
+    session: AsyncSession, ticket: str, now: datetime | None = None
+) -> uuid.UUID:
+    """The ticket's user; the ticket is consumed whatever the outcome (single use). Unknown,
+    reused and expired tickets are all the same 401."""
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            delete(EventTicket)
+            .where(EventTicket.digest == digest(ticket))
+            .returning(EventTicket.user_id, EventTicket.expires_at)
+        )
+    ).first()
+    if row is None or row.expires_at <= now:
+        raise InvalidTicket("The stream ticket is unknown, expired or already used")
+    return row.user_id

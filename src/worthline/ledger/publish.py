@@ -1,0 +1,78 @@
+"""The ledger's events: one `AccountBalanceUpdated` per account a write touched.
+
+Balances are "as of now" (value time ≤ the write's knowledge time), like an account's
+`balance` in the API. They are read set-wise after the write, in one query for all touched
+accounts; the previous balance is the new one minus what this write moved by now (or, for a
+journal import, the balances read before it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worthline.eventstream.events import AccountBalanceUpdated
+from worthline.eventstream.service import record
+from worthline.kit.money import from_minor
+from worthline.ledger import repository as repo
+from worthline.ledger.models import Account
+
+
+def moved_by(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict[int, int]:
+    """Net minor units each account gained from movement rows with value time ≤ `now`;
+    every account the rows touch is a key (0 when all its movements lie in the future)."""
+    net: dict[int, int] = {}
+    for row in rows:
+        amount = row["amount"] if row["value_time"] <= now else 0
+        net[row["from_account_id"]] = net.get(row["from_account_id"], 0) - amount
+        net[row["to_account_id"]] = net.get(row["to_account_id"], 0) + amount
+    return net
+
+
+async def balances_updated(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    account_ids: Collection[int],
+    now: datetime,
+    *,
+    moved: Mapping[int, int] | None = None,
+    before: Mapping[int, int] | None = None,
+) -> None:
+    """Record one `AccountBalanceUpdated` per account: previous balance from `before` (minor
+    units; missing = a new account, 0) or as new balance minus `moved`."""
+    if not account_ids:
+        return
+    rows = await session.execute(
+        select(
+            Account.id,
+            Account.public_id,
+            Account.currency,
+            Account.exponent,
+            repo.balance_expr(Account.id, now),
+        )
+        .where(Account.user_id == user_id, Account.id.in_(list(account_ids)))
+        .order_by(Account.id)
+    )
+    events = []
+    for account_id, public_id, currency, exponent, balance in rows:
+        new = int(balance)
+        if before is not None:
+            previous = before.get(account_id, 0)
+        else:
+            previous = new - (moved or {}).get(account_id, 0)
+        events.append(
+            AccountBalanceUpdated(
+                user_id=user_id,
+                account_id=public_id,
+                previous_balance=from_minor(previous, exponent),
+                new_balance=from_minor(new, exponent),
+                delta=from_minor(new - previous, exponent),
+                currency=currency,
+            )
+        )
+    await record(session, events)

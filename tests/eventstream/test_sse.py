@@ -1,0 +1,242 @@
+"""`GET /events` over real HTTP: message format, Last-Event-ID replay then live without gap or
+repeat, tickets, heartbeats, the per-user stream limit, and isolation between users."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import insert
+
+from conftest import make_settings, register_and_login
+from eventstream.support import open_stream, serving
+from ledger.factories import account, move
+from worthline.app import create_app
+from worthline.eventstream import service
+from worthline.eventstream.models import EventRecord
+from worthline.kit.context import AppContext
+from worthline.kit.db import unit_of_work
+
+PROBLEM_BASE = "https://worthline.dev/problems/"
+
+
+async def _setup(http: httpx.AsyncClient, email: str = "ada@example.com"):
+    auth = await register_and_login(http, email)
+    headers = auth["headers"]
+    bank = await account(http, headers, "Asset:Bank")
+    salary = await account(http, headers, "Income:Salary")
+    return headers, bank, salary
+
+
+def _problem(response: httpx.Response, status: int, slug: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = orjson.loads(response.content)
+    assert body["type"] == PROBLEM_BASE + slug
+    return body
+
+
+async def test_messages_carry_id_event_and_seed_fields(http):
+    headers, bank, salary = await _setup(http)
+    async with open_stream(http, headers) as stream:
+        await move(http, headers, salary, bank, "12.34")
+        first, second = await stream.take(2)
+    assert first.event == second.event == "portfolio.balance.updated"
+    assert int(second.id) == int(first.id) + 1
+    me = (await http.get("/users/me", headers=headers)).json()
+    assert first.json == {
+        "user_id": me["id"],
+        "account_id": bank["id"],
+        "previous_balance": "0.00",
+        "new_balance": "12.34",
+        "delta": "12.34",
+        "currency": "GBP",
+    }
+    assert second.json["account_id"] == salary["id"]
+    assert second.json["new_balance"] == "-12.34"
+    # The wire format itself: `id:`, `event:`, `data:` lines.
+    assert f"id: {first.id}" in stream.raw
+    assert "event: portfolio.balance.updated" in stream.raw
+    assert any(line.startswith("data: {") for line in stream.raw)
+
+
+async def test_last_event_id_replays_what_was_missed_then_live(http):
+    headers, bank, salary = await _setup(http)
+    async with open_stream(http, headers) as stream:
+        for amount in ("1.00", "2.00", "3.00"):
+            await move(http, headers, salary, bank, amount)
+        seen = await stream.take(6)
+    ids = [int(m.id) for m in seen]
+    assert ids == sorted(ids)
+    resume_after = ids[1]  # the client saw the first movement's two events, then dropped
+    async with open_stream(http, headers | {"Last-Event-ID": str(resume_after)}) as stream:
+        replayed = await stream.take(4)
+        assert [int(m.id) for m in replayed] == ids[2:]
+        assert [m.json for m in replayed] == [m.json for m in seen[2:]]
+        await move(http, headers, salary, bank, "4.00")
+        live = await stream.take(2)
+        assert [int(m.id) for m in live] == [ids[-1] + 1, ids[-1] + 2]
+        assert live[0].json["new_balance"] == "10.00"
+        assert await stream.nothing_within(0.3)  # no repeat of anything
+
+
+async def test_no_gap_and_no_repeat_while_replaying_under_writes(http):
+    headers, bank, salary = await _setup(http)
+    await move(http, headers, salary, bank, "1.00")
+
+    async def writes() -> None:
+        for _ in range(15):
+            await move(http, headers, salary, bank, "1.00")
+
+    writer = asyncio.create_task(writes())
+    try:
+        async with open_stream(http, headers | {"Last-Event-ID": "0"}) as stream:
+            messages = await stream.take(32, within=10)
+            await writer
+            assert await stream.nothing_within(0.3)
+    finally:
+        await writer
+    ids = [int(m.id) for m in messages]
+    assert ids == sorted(set(ids)) and len(ids) == 32
+    banks = [m.json["new_balance"] for m in messages if m.json["account_id"] == bank["id"]]
+    assert banks == [f"{n}.00" for n in range(1, 17)]
+
+
+async def test_a_user_never_receives_another_users_events(http):
+    a_headers, a_bank, a_salary = await _setup(http, "ada@example.com")
+    b_headers, b_bank, b_salary = await _setup(http, "bob@example.com")
+    async with (
+        open_stream(http, a_headers) as a_stream,
+        open_stream(http, b_headers | {"Last-Event-ID": "0"}) as b_stream,
+    ):
+        await move(http, a_headers, a_salary, a_bank, "5.00")
+        assert len(await a_stream.take(2)) == 2
+        assert await b_stream.nothing_within(0.5)
+        await move(http, b_headers, b_salary, b_bank, "6.00")
+        mine = await b_stream.take(2)
+    assert {m.json["account_id"] for m in mine} == {b_bank["id"], b_salary["id"]}
+
+
+async def test_tickets_are_single_use_and_expire(http, ctx):
+    headers, bank, salary = await _setup(http)
+    response = await http.post("/events/ticket", headers=headers)
+    assert response.status_code == 201, response.text
+    ticket = response.json()["ticket"]
+    expires = datetime.fromisoformat(response.json()["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(seconds=55) < expires - datetime.now(UTC) <= timedelta(seconds=60)
+
+    async with open_stream(http, ticket=ticket) as stream:
+        await move(http, headers, salary, bank, "1.00")
+        assert len(await stream.take(2)) == 2
+
+    reused = await http.get("/events", params={"ticket": ticket})
+    _problem(reused, 401, "invalid-ticket")
+    assert reused.headers["www-authenticate"].startswith("Bearer")
+
+    me = (await http.get("/users/me", headers=headers)).json()
+    async with unit_of_work(ctx.db) as session:
+        old, _ = await service.issue_ticket(
+            session, uuid.UUID(me["id"]), datetime.now(UTC) - timedelta(seconds=61)
+        )
+    _problem(await http.get("/events", params={"ticket": old}), 401, "invalid-ticket")
+    _problem(await http.get("/events", params={"ticket": "wl_evt_nonsense"}), 401, "invalid-ticket")
+
+
+async def test_without_credentials_or_with_a_bad_last_event_id(http):
+    headers, _, _ = await _setup(http)
+    _problem(await http.get("/events"), 401, "invalid-token")
+    _problem(
+        await http.get("/events", headers={"Authorization": "Bearer nope"}), 401, "invalid-token"
+    )
+    bad = await http.get("/events", headers=headers | {"Last-Event-ID": "abc"})
+    _problem(bad, 400, "invalid-last-event-id")
+
+
+async def test_a_read_only_token_may_stream(http):
+    headers, bank, salary = await _setup(http)
+    created = await http.post(
+        "/auth/tokens", json={"name": "dashboard", "scopes": ["read"]}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    read_only = {"Authorization": f"Bearer {created.json()['token']}"}
+    async with open_stream(http, read_only) as stream:
+        await move(http, headers, salary, bank, "1.00")
+        assert len(await stream.take(2)) == 2
+
+
+@pytest.fixture
+async def tuned(database_url: str, tmp_path: Path):
+    """An app with a 0.2 s heartbeat and at most two streams per user."""
+    settings = make_settings(
+        database_url, tmp_path, sse_heartbeat_seconds=0.2, sse_max_streams_per_user=2
+    )
+    ctx = AppContext.build(settings)
+    try:
+        async with (
+            serving(create_app(settings, ctx)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            yield client
+    finally:
+        await ctx.close()
+
+
+async def test_idle_streams_get_heartbeat_comments(tuned):
+    headers, _, _ = await _setup(tuned)
+    async with open_stream(tuned, headers) as stream:
+        started = asyncio.get_running_loop().time()
+        first = await stream.next(2, comments=True)
+        second = await stream.next(2, comments=True)
+        elapsed = asyncio.get_running_loop().time() - started
+    assert first.id is None and first.comments and second.comments
+    assert elapsed < 1.5
+
+
+async def test_streams_per_user_are_bounded(tuned):
+    headers, _, _ = await _setup(tuned)
+    other, _, _ = await _setup(tuned, "bob@example.com")
+    async with open_stream(tuned, headers), open_stream(tuned, headers):
+        refused = await tuned.get("/events", headers=headers)
+        body = _problem(refused, 429, "too-many-streams")
+        assert "2" in body["detail"]
+        assert refused.headers["retry-after"]
+        async with open_stream(tuned, other):  # another user is not affected
+            pass
+    # Closed streams give their places back (once the server has seen the disconnects).
+    statuses = []
+    for _ in range(50):
+        async with tuned.stream("GET", "/events", headers=headers) as response:
+            statuses.append(response.status_code)
+        if statuses[-1] == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert statuses[-1] == 200, statuses
+
+
+async def test_a_resume_point_older_than_retention_is_announced(http, ctx):
+    headers, bank, salary = await _setup(http)
+    me = uuid.UUID((await http.get("/users/me", headers=headers)).json()["id"])
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    async with unit_of_work(ctx.db) as session:
+        await session.execute(
+            insert(EventRecord),
+            [
+                {"user_id": me, "type": "AccountBalanceUpdated", "payload": {}, "created_at": t}
+                for t in (long_ago, long_ago)
+            ],
+        )
+    async with unit_of_work(ctx.db) as session:
+        result = await service.purge(session, ctx.settings.event_retention_days)
+    assert result.events == 2
+    async with open_stream(http, headers | {"Last-Event-ID": "1"}) as stream:
+        notice = await stream.next(2, comments=True)
+        assert notice.id is None
+        assert "purged" in notice.comments[0] and "Resuming" in notice.comments[0]
+        await move(http, headers, salary, bank, "1.00")
+        live = await stream.take(2)
+        assert int(live[0].id) > result.purged_through
