@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth.models import AuthSession, PersonalToken, RefreshToken, User
@@ -15,15 +15,24 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email))
 
 
+# Runs on every authenticated request: built once, so each call only binds two parameters
+# (no statement construction, and the compiled-SQL cache key is memoised on this object).
+_USER_FOR_SESSION = (
+    select(User)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        User.id == bindparam("user_id"),
+        AuthSession.id == bindparam("session_id"),
+        AuthSession.revoked_at.is_(None),
+    )
+)
+
+
 async def user_for_session(
     session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> User | None:
     """The user behind an access token, provided its login session is not revoked."""
-    return await session.scalar(
-        select(User)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(User.id == user_id, AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-    )
+    return await session.scalar(_USER_FOR_SESSION, {"user_id": user_id, "session_id": session_id})
 
 
 async def user_for_personal_token(

@@ -27,7 +27,8 @@ from worthline.kit.security import PERSONAL_PREFIX, InvalidToken, digest
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def context(request: Request) -> AppContext:
+async def context(request: Request) -> AppContext:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a thread hop per request.
     return request.app.state.ctx
 
 
