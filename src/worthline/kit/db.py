@@ -157,8 +157,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get("worthline_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("worthline_read", False):
+            return  # reads run per statement (autocommit), as on PostgreSQL: see Database
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("worthline_write") else "BEGIN")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -183,7 +185,15 @@ class Database:
         self.engine = create_engine(url, **engine_kwargs)
         self.dialect = self.engine.dialect.name
         writer = self.engine.execution_options(worthline_write=True)
-        self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Read sessions run each statement on its own (autocommit): PostgreSQL's default READ
+        # COMMITTED takes a snapshot per statement anyway, so BEGIN/ROLLBACK around reads only
+        # cost two round trips; SQLite gets the same per-statement guarantee. A read needing
+        # one snapshot over several statements opens a writing session instead.
+        if self.dialect == "postgresql":
+            reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            reader = self.engine.execution_options(worthline_read=True)
+        self._read = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(writer, expire_on_commit=False, autoflush=False)
         # Called with what the unit of work queued by `after_commit`, once it has committed.
         self.on_commit: Callable[[list[Any]], Awaitable[None]] | None = None
