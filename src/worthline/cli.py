@@ -394,7 +394,6 @@ def snapshots_list(
 
     from worthline.kit.context import AppContext
     from worthline.snapshots import repository as snapshots_repo
-    from worthline.snapshots.schemas import SnapshotHistory
 
     try:
         public_id = uuid.UUID(account_id)
@@ -410,24 +409,23 @@ def snapshots_list(
                 if account is None:
                     console.print(f"[red]No account {public_id}[/]")
                     raise typer.Exit(1)
-                rows = await snapshots_repo.recent(session, account, limit, None)
-                return account, SnapshotHistory.of_newest_first(account, rows)
+                return account, await snapshots_repo.recent(session, account, limit, None)
         finally:
             await ctx.close()
 
-    account, history = asyncio.run(run())
+    account, rows = asyncio.run(run())
     # Text, not a markup string: "Asset:Bank:…" must not become an emoji (":bank:").
     table = Table(title=Text(f"{account.full_path} ({account.currency})"), box=box.SIMPLE_HEAD)
     table.add_column("captured at (UTC)", no_wrap=True)
     table.add_column("source", no_wrap=True)
     for column in ("balance", "change", "change %"):
         table.add_column(column, justify="right", no_wrap=True)
-    for s in history.snapshots:
+    for row in rows:
         table.add_row(
-            s.captured_at.strftime("%Y-%m-%d %H:%M:%S"),
-            s.source,
-            s.balance,
-            s.change_amount or "",
-            "" if s.change_percent is None else f"{s.change_percent:+.2f}",
+            row.captured_at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.source,
+            row.balance,
+            row.change_amount or "",
+            "" if row.change_percent is None else f"{row.change_percent:+.2f}",
         )
     Console(emoji=False, highlight=False).print(table)

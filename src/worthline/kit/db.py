@@ -32,6 +32,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, SessionTransaction, mapped_c
 from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.types import TypeDecorator
 
+from worthline.kit.money import percent_change
+
 T = TypeVar("T")
 
 # Tell a session that may write from one that only reads (Polar's kit/db/postgres.py habit).
@@ -116,6 +118,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+SQLITE_PERCENT_FUNCTION = "worthline_percent_change"
+"""The SQLite function behind `kit.sql.change_percent` (registered on every connection)."""
+
 # Stable constraint names: Alembic needs them to alter tables on SQLite.
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -154,6 +159,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         ):
             cursor.execute(pragma)
         cursor.close()
+        # Exact percentages for `kit.sql.change_percent` (PostgreSQL computes them in NUMERIC).
+        dbapi_connection.create_function(
+            SQLITE_PERCENT_FUNCTION, 2, percent_change, deterministic=True
+        )
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -32,6 +32,23 @@ def format_minor(minor: int, exponent: int) -> str:
         return sign + digits
     digits = digits.rjust(places + 1, "0")
     return f"{sign}{digits[:-places]}.{digits[-places:]}"
+
+
+_PERCENT = Context(prec=60, rounding=ROUND_HALF_UP)
+_CENT = Decimal("0.01")
+
+
+def percent_change(change: Decimal | int | None, previous: Decimal | int | None) -> float | None:
+    """`change` as a percentage of `previous`'s magnitude, rounded half away from zero to two
+    decimals, as a float for JSON; None when either is missing or `previous` is zero.
+
+    Exact: the quotient is taken to 60 digits, far past where it could sit on a rounding tie
+    it does not reach. Integers work too (scaled integers: the scale cancels). The magnitude
+    keeps the sign of the change: a debt going from -1000 to -500 is +50 %."""
+    if change is None or previous is None or not previous:
+        return None
+    ratio = _PERCENT.divide(_PERCENT.multiply(Decimal(change), 100), abs(Decimal(previous)))
+    return float(ratio.quantize(_CENT, context=_PERCENT))
 
 
 def _decimal_string(value: object) -> object:

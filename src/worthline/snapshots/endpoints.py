@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from worthline.kit.deps import CurrentUser, InsufficientScope, InvalidAccessToken, Session
 from worthline.kit.problems import problem_responses
@@ -22,13 +22,17 @@ from worthline.snapshots import repository as repo
 from worthline.snapshots import service
 from worthline.snapshots.models import MANUAL_SYNC
 from worthline.snapshots.schemas import (
-    DiscrepancyOut,
     LatestSnapshots,
     Reconciliation,
     ReportedSnapshotIn,
     SnapshotHistory,
     SnapshotOut,
     SyncIn,
+    dumps,
+    history_json,
+    latest_json,
+    reconciliation_json,
+    snapshot_json,
 )
 from worthline.snapshots.service import InvalidSnapshot, InvalidSnapshotSource, ReportedSnapshot
 
@@ -61,6 +65,11 @@ async def _account(session: Session, principal: CurrentUser, account_id: uuid.UU
     return account
 
 
+def _json(body: dict[str, Any], status_code: int = status.HTTP_200_OK) -> Response:
+    # The body is already what `response_model` describes (see schemas.py): sent as it is.
+    return Response(dumps(body), status_code=status_code, media_type="application/json")
+
+
 def _source(source: str | None) -> str | None:
     return None if source is None else service.check_source(source)
 
@@ -68,10 +77,10 @@ def _source(source: str | None) -> str | None:
 @router.get(
     "/balance-snapshots", response_model=LatestSnapshots, responses=problem_responses(*AUTH)
 )
-async def latest_snapshots(principal: CurrentUser, session: Session) -> LatestSnapshots:
+async def latest_snapshots(principal: CurrentUser, session: Session) -> Response:
     """The most recent snapshot of each of your accounts (ordered by account path), each with
     the change from that account's previous snapshot, and the total per currency."""
-    return LatestSnapshots.of(await repo.latest_per_account(session, principal.user_id))
+    return _json(latest_json(await repo.latest_per_account(session, principal.user_id)))
 
 
 @router.get(
@@ -100,7 +109,7 @@ async def balance_history(
         ),
     ],
     source: SourceFilter = None,
-) -> SnapshotHistory:
+) -> Response:
     """Snapshots captured in the range, oldest first, each with the change from the previous
     snapshot in the range (the first has none), plus the change over the whole range.
     400 when the range is invalid or holds more than 10,000 snapshots."""
@@ -113,7 +122,7 @@ async def balance_history(
     rows = await repo.history(session, account, start, end, wanted, MAX_HISTORY + 1)
     if len(rows) > MAX_HISTORY:
         raise InvalidDateRange(f"The range holds more than {MAX_HISTORY:,} snapshots; narrow it")
-    return SnapshotHistory.of(account, rows)
+    return _json(history_json(account, rows, newest_first=False))
 
 
 @router.get(
@@ -127,14 +136,13 @@ async def recent_snapshots(
     session: Session,
     limit: Annotated[int, Query(ge=1, le=100, description="How many, newest first")] = 30,
     source: SourceFilter = None,
-) -> SnapshotHistory:
+) -> Response:
     """The account's most recent snapshots, newest first, each with the change from the one
     before it (among those of `source`, when given). Same body as balance-history."""
     wanted = _source(source)
     account = await _account(session, principal, account_id)
-    return SnapshotHistory.of_newest_first(
-        account, await repo.recent(session, account, limit, wanted)
-    )
+    rows = await repo.recent(session, account, limit, wanted)
+    return _json(history_json(account, rows, newest_first=True))
 
 
 @router.post(
@@ -148,12 +156,12 @@ async def sync_account(
     principal: CurrentUser,
     session: Session,
     body: SyncIn | None = None,
-) -> SnapshotOut:
+) -> Response:
     """Capture a snapshot from the account's current ledger balance. The account's first
     snapshot is recorded as `initial_connection`."""
     source = body.source if body and body.source is not None else MANUAL_SYNC
     row = await service.capture_account(session, principal.user_id, account_id, source)
-    return SnapshotOut.of(row)
+    return _json(snapshot_json(row), status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -164,7 +172,7 @@ async def sync_account(
 )
 async def report_snapshot(
     account_id: uuid.UUID, body: ReportedSnapshotIn, principal: CurrentUser, session: Session
-) -> SnapshotOut:
+) -> Response:
     """Record a balance reported from outside Worthline, now or in the past (back-filling).
     Amounts with more decimals than the account allows, another currency, a future
     `captured_at` or metadata over 16 KB are refused (422); an unknown source is 400."""
@@ -183,7 +191,7 @@ async def report_snapshot(
             provider_metadata=body.provider_metadata,
         ),
     )
-    return SnapshotOut.of(row)
+    return _json(snapshot_json(row), status.HTTP_201_CREATED)
 
 
 @router.get(
@@ -193,15 +201,9 @@ async def report_snapshot(
 )
 async def reconciliation(
     account_id: uuid.UUID, principal: CurrentUser, session: Session
-) -> Reconciliation:
+) -> Response:
     """Reported snapshots (those recorded through POST .../balance-snapshots) whose balance
     differs from the ledger's balance at their `captured_at`: balance assertions that fail."""
     account = await _account(session, principal, account_id)
     checked, drifts = await service.reconcile(session, account)
-    return Reconciliation(
-        account_id=account.public_id,
-        currency=account.currency,
-        checked_count=checked,
-        discrepancies=[DiscrepancyOut.of(d, account.exponent) for d in drifts],
-        total_count=len(drifts),
-    )
+    return _json(reconciliation_json(account, checked, drifts))

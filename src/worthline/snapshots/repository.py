@@ -14,16 +14,28 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, tuple_, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Row,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from worthline.kit.db import ExactDecimal, UTCDateTime
+from worthline.kit.sql import change_percent, decimal_text, uuid_text
 from worthline.ledger.models import Account, Movement
 from worthline.ledger.repository import balance_at_column, balance_expr
 from worthline.snapshots.models import AMOUNT_SCALE, BalanceSnapshot
@@ -32,16 +44,11 @@ Amount = ExactDecimal(AMOUNT_SCALE)
 S = BalanceSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotRow:
-    """A snapshot with its account's public id and exponent, and the balance of the snapshot
-    before it (None for the first one), as every read endpoint answers it."""
-
-    snapshot: BalanceSnapshot
-    account_public_id: uuid.UUID
-    exponent: int
-    previous_balance: Decimal | None
-    change: Decimal | None
+SnapshotRow = Row[Any]
+"""A snapshot as every read answers it, written by the database: `exponent` (the account's),
+then the API's fields in the API's order: `id`, `account_id` (as text), money as text with the
+account's decimals, `currency`, `source`, `captured_at`, `created_at`, `change_amount` (from the
+snapshot before it; None for the first) and `change_percent`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +63,53 @@ class LedgerState:
     has_snapshots: bool
 
 
-def _newest_first() -> tuple[Any, Any]:
-    return S.captured_at.desc(), S.id.desc()
-
-
-def _lag(column: Any, *order: Any) -> Any:
-    return type_coerce(func.lag(column).over(order_by=order), Amount)
-
-
 # ------------------------------------------------------------------------------ reads
+#
+# The read statements are built once, with bound parameters: building an ORM statement costs
+# more Python time than PostgreSQL takes to answer it, on the API's hottest paths.
 
 
-async def latest_per_account(session: AsyncSession, user_id: uuid.UUID) -> list[SnapshotRow]:
-    """The newest snapshot of each of the caller's accounts that has one (by `captured_at`,
-    then id), with the balance of the one before it; ordered by account path."""
+_AS_READ = DateTime(timezone=True)
 
+
+def _columns(table: Any, account_id: Any, places: Any, previous: Any) -> list[Any]:
+    """A snapshot's `SnapshotRow` columns after the exponent, with its change from `previous`
+    (an expression: the balance before it, or NULL). No provider metadata."""
+    c = table.c
+    change = type_coerce(c.balance_amount - previous, Amount)
+    return [
+        uuid_text(c.id).label("id"),
+        account_id.label("account_id"),
+        decimal_text(c.balance_amount, places).label("balance"),
+        decimal_text(c.available_balance_amount, places).label("available_balance"),
+        decimal_text(c.holdings_value_amount, places).label("holdings_value"),
+        decimal_text(c.cash_value_amount, places).label("cash_value"),
+        c.currency.label("currency"),
+        c.source.label("source"),
+        # As the driver returns them (aware UTC on PostgreSQL, naive UTC on SQLite): only
+        # written out, by orjson, which takes naive ones as UTC (`schemas.dumps`).
+        type_coerce(c.captured_at, _AS_READ).label("captured_at"),
+        type_coerce(c.created_at, _AS_READ).label("created_at"),
+        decimal_text(change, places).label("change_amount"),
+        change_percent(change, previous).label("change_percent"),
+    ]
+
+
+def _lagged(table: Any) -> Any:
+    """The previous balance in (`captured_at`, id) order among the rows the query keeps."""
+    order = (table.c.captured_at, table.c.id)
+    return type_coerce(func.lag(table.c.balance_amount).over(order_by=order), Amount)
+
+
+# One account's reads bind its public id and exponent instead of joining `accounts` per row.
+_ACCOUNT = bindparam("public_id", type_=String())
+_EXPONENT = bindparam("exponent", type_=Integer())
+
+
+def _latest_statement() -> Any:
     def nth_newest(offset: int) -> Any:
-        query = select(S.id).where(S.account_id == Account.id).order_by(*_newest_first())
+        query = select(S.id).where(S.account_id == Account.id)
+        query = query.order_by(S.captured_at.desc(), S.id.desc())
         return (query.offset(offset) if offset else query).limit(1).scalar_subquery()
 
     picks = (
@@ -83,31 +120,97 @@ async def latest_per_account(session: AsyncSession, user_id: uuid.UUID) -> list[
             nth_newest(0).label("latest_id"),
             nth_newest(1).label("previous_id"),
         )
-        .where(Account.user_id == user_id)
+        .where(Account.user_id == bindparam("user_id"))
         .subquery()
     )
-    current = aliased(S)
-    previous = aliased(S)
-    rows = await session.execute(
+    current = S.__table__.alias("current")
+    previous = S.__table__.alias("previous")
+    return (
         select(
-            current,
-            picks.c.public_id,
             picks.c.exponent,
-            previous.balance_amount,
-            type_coerce(current.balance_amount - previous.balance_amount, Amount),
+            *_columns(current, picks.c.public_id, -picks.c.exponent, previous.c.balance_amount),
         )
-        .join(current, current.id == picks.c.latest_id)
-        .outerjoin(previous, previous.id == picks.c.previous_id)
+        .join(current, current.c.id == picks.c.latest_id)
+        .outerjoin(previous, previous.c.id == picks.c.previous_id)
         .order_by(picks.c.full_path)
     )
-    return [SnapshotRow(*row) for row in rows]
 
 
-def _filtered(account: Account, source: str | None) -> list[ColumnElement[bool]]:
-    where = [S.account_id == account.id]
-    if source is not None:
-        where.append(S.source == source)
-    return where
+def _history_statement(by_source: bool) -> Any:
+    table = S.__table__
+    query = select(
+        _EXPONENT.label("exponent"), *_columns(table, _ACCOUNT, -_EXPONENT, _lagged(table))
+    ).where(
+        table.c.account_id == bindparam("account_id"),
+        table.c.captured_at >= bindparam("start"),
+        table.c.captured_at <= bindparam("end"),
+    )
+    if by_source:
+        query = query.where(table.c.source == bindparam("source"))
+    return query.order_by(table.c.captured_at, table.c.id).limit(bindparam("limit"))
+
+
+def _recent_statement(by_source: bool) -> Any:
+    table = S.__table__
+    window = select(table).where(table.c.account_id == bindparam("account_id"))
+    if by_source:
+        window = window.where(table.c.source == bindparam("source"))
+    # One row more than asked for, so that the oldest returned has its predecessor.
+    window = (
+        window.order_by(table.c.captured_at.desc(), table.c.id.desc())
+        .limit(bindparam("window"))
+        .subquery()
+    )
+    return (
+        select(
+            _EXPONENT.label("exponent"), *_columns(window, _ACCOUNT, -_EXPONENT, _lagged(window))
+        )
+        .order_by(window.c.captured_at.desc(), window.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+def _one_statement() -> Any:
+    table = S.__table__
+    current = table.alias("current")
+    before = (
+        select(table.c.balance_amount)
+        .where(
+            table.c.account_id == current.c.account_id,
+            tuple_(table.c.captured_at, table.c.id) < tuple_(current.c.captured_at, current.c.id),
+        )
+        .order_by(table.c.captured_at.desc(), table.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(
+        _EXPONENT.label("exponent"),
+        *_columns(current, _ACCOUNT, -_EXPONENT, type_coerce(before, Amount)),
+    ).where(
+        current.c.id == bindparam("snapshot_id"), current.c.account_id == bindparam("account_id")
+    )
+
+
+_LATEST = _latest_statement()
+_HISTORY = {by_source: _history_statement(by_source) for by_source in (False, True)}
+_RECENT = {by_source: _recent_statement(by_source) for by_source in (False, True)}
+_ONE = _one_statement()
+
+
+def _account_params(account: Account) -> dict[str, Any]:
+    return {
+        "account_id": account.id,
+        "public_id": str(account.public_id),
+        "exponent": account.exponent,
+    }
+
+
+async def latest_per_account(session: AsyncSession, user_id: uuid.UUID) -> list[SnapshotRow]:
+    """The newest snapshot of each of the caller's accounts that has one (by `captured_at`,
+    then id: two index probes per account), with its change from the one before it; ordered
+    by account path."""
+    rows = await session.execute(_LATEST, {"user_id": user_id})
+    return list(rows.all())
 
 
 async def history(
@@ -118,55 +221,31 @@ async def history(
     source: str | None,
     limit: int,
 ) -> list[SnapshotRow]:
-    """Snapshots of the account with `start <= captured_at <= end`, oldest first, each with the
-    balance of the previous one in that (filtered) range. At most `limit` rows."""
-    order = (S.captured_at, S.id)
-    previous = _lag(S.balance_amount, *order)
-    query = (
-        select(S, previous, type_coerce(S.balance_amount - previous, Amount))
-        .where(*_filtered(account, source), S.captured_at >= start, S.captured_at <= end)
-        .order_by(*order)
-        .limit(limit)
-    )
-    rows = await session.execute(query)
-    return [SnapshotRow(s, account.public_id, account.exponent, p, c) for s, p, c in rows]
+    """Snapshots of the account with `start <= captured_at <= end`, oldest first, each with its
+    change from the previous one in that (filtered) range. At most `limit` rows."""
+    params = {**_account_params(account), "start": start, "end": end, "limit": limit}
+    if source is not None:
+        params["source"] = source
+    rows = await session.execute(_HISTORY[source is not None], params)
+    return list(rows.all())
 
 
 async def recent(
     session: AsyncSession, account: Account, limit: int, source: str | None
 ) -> list[SnapshotRow]:
-    """The newest `limit` snapshots of the account, newest first, each with the balance of the
-    one before it among the filtered snapshots (one more row is read so that the oldest
-    returned has its predecessor)."""
-    window = (
-        select(S).where(*_filtered(account, source)).order_by(*_newest_first()).limit(limit + 1)
-    ).subquery()
-    s = aliased(S, window)
-    previous = _lag(s.balance_amount, s.captured_at, s.id)
-    query = (
-        select(s, previous, type_coerce(s.balance_amount - previous, Amount))
-        .order_by(s.captured_at.desc(), s.id.desc())
-        .limit(limit)
-    )
-    rows = await session.execute(query)
-    return [SnapshotRow(x, account.public_id, account.exponent, p, c) for x, p, c in rows]
+    """The newest `limit` snapshots of the account, newest first, each with its change from the
+    one before it among the filtered snapshots."""
+    params = {**_account_params(account), "window": limit + 1, "limit": limit}
+    if source is not None:
+        params["source"] = source
+    rows = await session.execute(_RECENT[source is not None], params)
+    return list(rows.all())
 
 
-async def with_previous(
-    session: AsyncSession, account: Account, snapshot: BalanceSnapshot
-) -> SnapshotRow:
-    """A snapshot with the balance of the one before it in time (it may be back-filled)."""
-    previous = await session.scalar(
-        select(S.balance_amount)
-        .where(
-            S.account_id == account.id,
-            tuple_(S.captured_at, S.id) < tuple_(snapshot.captured_at, snapshot.id),
-        )
-        .order_by(*_newest_first())
-        .limit(1)
-    )
-    change = None if previous is None else snapshot.balance_amount - previous
-    return SnapshotRow(snapshot, account.public_id, account.exponent, previous, change)
+async def one(session: AsyncSession, account: Account, snapshot_id: uuid.UUID) -> SnapshotRow:
+    """One snapshot with its change from the one before it in time (it may be back-filled)."""
+    params = {**_account_params(account), "snapshot_id": snapshot_id}
+    return (await session.execute(_ONE, params)).one()
 
 
 async def reported_with_ledger(

@@ -1,46 +1,32 @@
 """Snapshot bodies, exactly as the seed `balance_snapshots_api.txt` names them.
 
 Money is a decimal string with exactly the account's decimals; `change_percent` is a JSON
-number, computed exactly with `Decimal` and rounded half-up to two decimals, turned into a
-float only here at the edge.
+number, computed exactly with `Decimal` and rounded half-up (away from zero) to two decimals,
+turned into a float only at the edge.
+
+The Pydantic models are the contract (OpenAPI, request validation); the read endpoints write
+their bodies with the plain functions at the bottom, which build exactly those models' JSON
+without validating each of hundreds of rows again (a year of history is 365 of them).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from worthline.kit.money import DecimalString, format_minor, to_minor
+from worthline.kit.money import DecimalString, percent_change
 from worthline.kit.schemas import Timestamp
 from worthline.ledger.models import Account
 from worthline.snapshots.models import SOURCES
 from worthline.snapshots.repository import SnapshotRow
 from worthline.snapshots.service import Discrepancy
 
-_CENT = Decimal("0.01")
-
-
-def money(value: Decimal | None, exponent: int) -> str | None:
-    """`Decimal("22500")`, -2 → `"22500.00"`: exactly the account's decimals (never rounded:
-    stored amounts are already quantized to the exponent)."""
-    if value is None:
-        return None
-    return format_minor(to_minor(value, exponent), exponent)
-
-
-def percent(change: Decimal | None, previous: Decimal | None) -> float | None:
-    """`change` as a percentage of `previous`'s magnitude, two decimals, half-up; None without a
-    previous balance or when it is zero. The magnitude keeps the sign of the change: a debt
-    going from -1000 to -500 is +50 %."""
-    if change is None or previous is None or previous == 0:
-        return None
-    with localcontext(Context(prec=60)):
-        value = (change * 100 / abs(previous)).quantize(_CENT, rounding=ROUND_HALF_UP)
-    return float(value)
+# ---------------------------------------------------------------------------------- inputs
 
 
 class Strict(BaseModel):
@@ -85,6 +71,9 @@ class ReportedSnapshotIn(Strict):
     )
 
 
+# ---------------------------------------------------------------------------------- outputs
+
+
 class SnapshotOut(BaseModel):
     id: uuid.UUID
     account_id: uuid.UUID
@@ -101,48 +90,11 @@ class SnapshotOut(BaseModel):
         description="Percentage change from the previous snapshot; null when it was zero"
     )
 
-    @classmethod
-    def of(cls, row: SnapshotRow) -> SnapshotOut:
-        s, exponent = row.snapshot, row.exponent
-        return cls(
-            id=s.id,
-            account_id=row.account_public_id,
-            balance=money(s.balance_amount, exponent),  # type: ignore[arg-type]
-            available_balance=money(s.available_balance_amount, exponent),
-            holdings_value=money(s.holdings_value_amount, exponent),
-            cash_value=money(s.cash_value_amount, exponent),
-            currency=s.currency,
-            source=s.source,
-            captured_at=s.captured_at,
-            created_at=s.created_at,
-            change_amount=money(row.change, exponent),
-            change_percent=percent(row.change, row.previous_balance),
-        )
-
 
 class LatestSnapshots(BaseModel):
     snapshots: list[SnapshotOut] = Field(description="The newest snapshot of each account")
     total_count: int
     total_balance_by_currency: dict[str, str]
-
-    @classmethod
-    def of(cls, rows: Sequence[SnapshotRow]) -> LatestSnapshots:
-        # Accounts of one currency may differ in exponent: sum exactly, write at the finest.
-        totals: dict[str, tuple[Decimal, int]] = {}
-        for row in rows:
-            total, exponent = totals.get(row.snapshot.currency, (Decimal(0), row.exponent))
-            totals[row.snapshot.currency] = (
-                total + row.snapshot.balance_amount,
-                min(exponent, row.exponent),
-            )
-        return cls(
-            snapshots=[SnapshotOut.of(r) for r in rows],
-            total_count=len(rows),
-            total_balance_by_currency={
-                c: money(t, e)  # type: ignore[misc]
-                for c, (t, e) in sorted(totals.items())
-            },
-        )
 
 
 class SnapshotHistory(BaseModel):
@@ -157,34 +109,6 @@ class SnapshotHistory(BaseModel):
     total_change_percent: float | None
     currency: str
 
-    @classmethod
-    def of(cls, account: Account, oldest_first: Sequence[SnapshotRow]) -> SnapshotHistory:
-        return cls._build(account, oldest_first, list(oldest_first))
-
-    @classmethod
-    def of_newest_first(
-        cls, account: Account, newest_first: Sequence[SnapshotRow]
-    ) -> SnapshotHistory:
-        return cls._build(account, list(reversed(newest_first)), list(newest_first))
-
-    @classmethod
-    def _build(
-        cls, account: Account, oldest_first: list[SnapshotRow], listed: list[SnapshotRow]
-    ) -> SnapshotHistory:
-        exponent = account.exponent
-        start = oldest_first[0].snapshot.balance_amount if oldest_first else None
-        end = oldest_first[-1].snapshot.balance_amount if oldest_first else None
-        change = None if start is None or end is None else end - start
-        return cls(
-            snapshots=[SnapshotOut.of(r) for r in listed],
-            total_count=len(listed),
-            start_balance=money(start, exponent),
-            end_balance=money(end, exponent),
-            total_change_amount=money(change, exponent),
-            total_change_percent=percent(change, start),
-            currency=account.currency,
-        )
-
 
 class DiscrepancyOut(BaseModel):
     snapshot_id: uuid.UUID
@@ -193,16 +117,6 @@ class DiscrepancyOut(BaseModel):
     ledger_balance: str
     difference: str = Field(description="reported_balance − ledger_balance")
 
-    @classmethod
-    def of(cls, drift: Discrepancy, exponent: int) -> DiscrepancyOut:
-        return cls(
-            snapshot_id=drift.snapshot.id,
-            captured_at=drift.snapshot.captured_at,
-            reported_balance=money(drift.snapshot.balance_amount, exponent),  # type: ignore[arg-type]
-            ledger_balance=money(drift.ledger_balance, exponent),  # type: ignore[arg-type]
-            difference=money(drift.difference, exponent),  # type: ignore[arg-type]
-        )
-
 
 class Reconciliation(BaseModel):
     account_id: uuid.UUID
@@ -210,3 +124,123 @@ class Reconciliation(BaseModel):
     checked_count: int = Field(description="Reported snapshots compared with the ledger")
     discrepancies: list[DiscrepancyOut] = Field(description="Those that disagree, oldest first")
     total_count: int
+
+
+# ---------------------------------------------------------------------------------- writing
+
+_QUANTUM = {exponent: Decimal(1).scaleb(exponent) for exponent in range(-18, 1)}
+# Stored amounts are quantized to the account's exponent, so writing them never rounds; this
+# context makes sure of it (a digit that would be dropped raises instead).
+_EXACT = Context(prec=60, traps=[Inexact, InvalidOperation])
+
+
+def money(value: Decimal | None, exponent: int) -> str | None:
+    """`Decimal("22500.00000000")`, -2 → `"22500.00"`: exactly the account's decimals."""
+    if value is None:
+        return None
+    text = format(value.quantize(_QUANTUM[exponent], context=_EXACT), "f")
+    return text[1:] if text[0] == "-" and not value else text  # never "-0.00"
+
+
+def snapshot_json(row: SnapshotRow) -> dict[str, Any]:
+    """One snapshot as `SnapshotOut` writes it. The database has written the ids, the money
+    and the percentage (`repository._columns`); orjson writes the UTC datetimes the way the
+    model does (ISO 8601 with `Z`)."""
+    (
+        _,
+        snapshot_id,
+        account_id,
+        balance,
+        available_balance,
+        holdings_value,
+        cash_value,
+        currency,
+        source,
+        captured_at,
+        created_at,
+        change_amount,
+        change_percent,
+    ) = row
+    return {
+        "id": snapshot_id,
+        "account_id": account_id,
+        "balance": balance,
+        "available_balance": available_balance,
+        "holdings_value": holdings_value,
+        "cash_value": cash_value,
+        "currency": currency,
+        "source": source,
+        "captured_at": captured_at,
+        "created_at": created_at,
+        "change_amount": change_amount,
+        "change_percent": change_percent,
+    }
+
+
+def latest_json(rows: Sequence[SnapshotRow]) -> dict[str, Any]:
+    """`LatestSnapshots`: accounts of one currency may differ in exponent, so totals are summed
+    exactly and written at the finest."""
+    totals: dict[str, tuple[Decimal, int]] = {}
+    for row in rows:
+        total, exponent = totals.get(row.currency, (Decimal(0), row.exponent))
+        totals[row.currency] = (total + Decimal(row.balance), min(exponent, row.exponent))
+    return {
+        "snapshots": [snapshot_json(r) for r in rows],
+        "total_count": len(rows),
+        "total_balance_by_currency": {c: money(t, e) for c, (t, e) in sorted(totals.items())},
+    }
+
+
+def history_json(account: Account, rows: Sequence[SnapshotRow], *, newest_first: bool) -> dict:
+    """`SnapshotHistory` of rows listed oldest first (balance-history) or newest first (recent
+    snapshots); the start and end balances are the oldest's and the newest's either way."""
+    start = end = change = None
+    if rows:
+        oldest, newest = (rows[-1], rows[0]) if newest_first else (rows[0], rows[-1])
+        start, end = Decimal(oldest.balance), Decimal(newest.balance)
+        change = end - start
+    exponent = account.exponent
+    return {
+        "snapshots": [snapshot_json(r) for r in rows],
+        "total_count": len(rows),
+        "start_balance": money(start, exponent),
+        "end_balance": money(end, exponent),
+        "total_change_amount": money(change, exponent),
+        "total_change_percent": percent_change(change, start),
+        "currency": account.currency,
+    }
+
+
+def reconciliation_json(account: Account, checked: int, drifts: Sequence[Discrepancy]) -> dict:
+    exponent = account.exponent
+    return {
+        "account_id": account.public_id,
+        "currency": account.currency,
+        "checked_count": checked,
+        "discrepancies": [
+            {
+                "snapshot_id": d.snapshot.id,
+                "captured_at": d.snapshot.captured_at,
+                "reported_balance": money(d.snapshot.balance_amount, exponent),
+                "ledger_balance": money(d.ledger_balance, exponent),
+                "difference": money(d.difference, exponent),
+            }
+            for d in drifts
+        ],
+        "total_count": len(drifts),
+    }
+
+
+def _uuid_subclass(value: object) -> str:
+    # asyncpg returns its own uuid.UUID subclass, which orjson does not take as a UUID.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(body: dict[str, Any]) -> bytes:
+    """JSON as the models describe it: UUIDs as strings, datetimes in UTC with `Z` (a naive
+    one, as SQLite's driver returns them, is UTC)."""
+    return orjson.dumps(
+        body, default=_uuid_subclass, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+    )

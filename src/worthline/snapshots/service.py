@@ -172,7 +172,7 @@ async def capture_account(
     snapshot = BalanceSnapshot(**row)
     session.add(snapshot)
     await session.flush()
-    return await repo.with_previous(session, account, snapshot)
+    return await repo.one(session, account, snapshot.id)
 
 
 def _capturable() -> list[Any]:
@@ -312,7 +312,7 @@ async def report_snapshot(
     )
     session.add(snapshot)
     await session.flush()
-    return await repo.with_previous(session, account, snapshot)
+    return await repo.one(session, account, snapshot.id)
 
 
 # ------------------------------------------------------------------------------ reconcile
