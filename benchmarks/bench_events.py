@@ -108,8 +108,11 @@ def orchestrate(args: argparse.Namespace) -> int:
         }
     )
     port = _free_port()
+    command = [WORTHLINE, "serve", "--port", str(port)]
+    if args.profile:  # cProfile of the server's event loop thread, written when it stops
+        command = [sys.executable, "-m", "cProfile", "-o", args.profile, *command]
     server = subprocess.Popen(
-        [WORTHLINE, "serve", "--port", str(port)],
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -161,6 +164,9 @@ def orchestrate(args: argparse.Namespace) -> int:
 class Latencies:
     def __init__(self) -> None:
         self.sent: dict[str, float] = {}  # movement key -> perf_counter before POST
+        self.answered: dict[str, float] = {}  # movement key -> perf_counter at its 201
+        self.before_answer = 0  # deliveries that arrived before the POST's own response
+        self.after_answer: list[float] = []  # how long after the response the others came
         self.delivery: list[float] = []
         self.received = 0
         self.post: list[float] = []
@@ -199,6 +205,11 @@ async def _stream(port: int, token: str, ready: asyncio.Event, opened: list[int]
                 if sent is not None:
                     lat.delivery.append(now - sent)
                     lat.received += 1
+                    answered = lat.answered.get(key)
+                    if answered is None:
+                        lat.before_answer += 1
+                    else:
+                        lat.after_answer.append(now - answered)
     finally:
         writer.close()
 
@@ -244,7 +255,8 @@ async def _client(plan: dict) -> None:
                 },
                 headers={"Authorization": f"Bearer {user['token']}"},
             )
-            lat.post.append(time.perf_counter() - t0)
+            lat.answered[key] = time.perf_counter()
+            lat.post.append(lat.answered[key] - t0)
             assert r.status_code == 201, r.text
             expected += per_user[n]
 
@@ -278,6 +290,12 @@ async def _client(plan: dict) -> None:
         f"POST sent -> event delivered: p50 {q(d, 50):.1f} ms  p99 {q(d, 99):.1f} ms  "
         f"max {d[-1] * 1000:.1f} ms"
     )
+    late = sorted(lat.after_answer)
+    print(
+        f"delivered before the POST's 201 reached the client: {lat.before_answer} of "
+        f"{lat.received}; the rest came {q(late, 50) if len(late) > 1 else 0:.1f} ms (p50) / "
+        f"{q(late, 99) if len(late) > 1 else 0:.1f} ms (p99) after it"
+    )
 
 
 def main() -> int:
@@ -288,6 +306,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--profile", help="write a cProfile of the server to this file")
     args = parser.parse_args()
     if args.client:
         asyncio.run(_client(json.loads(Path(args.client).read_text())))

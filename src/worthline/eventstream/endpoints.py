@@ -73,7 +73,7 @@ def _sse(message: BusMessage) -> ServerSentEvent:
 
 async def _stream(
     ctx: AppContext, subscription: Subscription, user_id: uuid.UUID, last_id: int | None
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[ServerSentEvent | bytes]:
     """Replay (ids above `last_id`, from the log) then live. The subscription was opened before
     the replay query, so nothing committed meanwhile is missed; what both see is sent once."""
     try:
@@ -99,15 +99,20 @@ async def _stream(
                     if len(page) < service.REPLAY_PAGE:
                         break
         while True:
-            message = await subscription.get()
-            if message is None:
+            batch = await subscription.get_many()
+            chunk = b"".join(
+                _sse(m).encode()
+                for m in batch
+                # Drop what the replay sent already.
+                if m is not None and (replayed_through is None or m.id > replayed_through)
+            )
+            if chunk:
+                yield chunk  # one write for everything that was waiting
+            if batch[-1] is None:
                 yield ServerSentEvent(
                     comment=f"stream closed: {subscription.closed_reason}; reconnect to resume"
                 )
                 return
-            if replayed_through is not None and message.id <= replayed_through:
-                continue  # already sent by the replay
-            yield _sse(message)
     finally:
         subscription.close()
 

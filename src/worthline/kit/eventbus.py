@@ -67,6 +67,14 @@ class Subscription:
             return None
         return await self._queue.get()
 
+    async def get_many(self, limit: int = 256) -> list[BusMessage | None]:
+        """The next message (waiting for it) and whatever else is queued already, so that a
+        busy stream writes them in one go; a None (closed) is always last."""
+        batch = [await self.get()]
+        while batch[-1] is not None and len(batch) < limit and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
     def close(self, reason: str = "closed") -> None:
         """Stop the stream (idempotent); messages already queued are still read first."""
         if self.closed_reason is None:
