@@ -295,34 +295,3 @@ async def with_retry(
                 raise
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
     raise AssertionError("unreachable")
-
-
-async def bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows fast: COPY on PostgreSQL, one executemany elsewhere.
-
-    Rows are keyed by column name; an unknown key is an error (never silently dropped). Values
-    go through each column's type, so they are stored exactly as the ORM stores them. For bulk
-    paths (journal import), not ordinary writes."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    unknown = set(columns) - set(table.c.keys())
-    if unknown:
-        raise KeyError(f"{table.name} has no column {', '.join(sorted(unknown))}")
-    if session.bind.dialect.name != "postgresql":
-        await session.execute(table.insert(), rows)
-        return
-    dialect = session.bind.dialect
-    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
-    records = [
-        tuple(
-            value if proc is None or value is None else proc(value)
-            for value, proc in zip((row[c] for c in columns), processors, strict=True)
-        )
-        for row in rows
-    ]
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        table.name, records=records, columns=columns
-    )
