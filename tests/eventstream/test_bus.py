@@ -103,3 +103,21 @@ async def test_without_redis_a_stream_is_refused_not_left_deaf():
         assert bus.streams() == 0
     finally:
         await bus.close()
+
+
+async def test_an_event_that_cannot_be_relayed_closes_the_users_local_streams(redis_url):
+    bus, user, other = RedisEventBus(redis_url), uuid.uuid4(), uuid.uuid4()
+    try:
+        mine, theirs = await bus.subscribe(user), await bus.subscribe(other)
+
+        async def broken(*args: object) -> None:
+            raise ConnectionError("redis went away")
+
+        bus._client().publish = broken
+        with pytest.raises(ConnectionError):
+            await bus.publish([_message(1, user)])
+        assert await asyncio.wait_for(mine.get(), 1) is None
+        assert mine.closed_reason == "an event could not be relayed; reconnect to resume"
+        assert theirs.closed_reason is None
+    finally:
+        await bus.close()

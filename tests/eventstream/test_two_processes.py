@@ -211,3 +211,32 @@ async def test_tail_without_redis_polls_the_event_log(client, auth, settings, tm
         await move(client, headers, salary, bank, "2.00")
         lines = await _lines(tail, 2)
     assert '"new_balance":"3.00"' in lines[0] and '"new_balance":"-3.00"' in lines[1]
+
+
+async def test_shutting_down_ends_open_streams(tmp_path: Path):
+    """SIGTERM with a stream open: the stream ends (uvicorn's graceful shutdown is not held up
+    by it) and the process exits cleanly."""
+    env = _env(f"sqlite+aiosqlite:///{tmp_path / 'shutdown.db'}", None, tmp_path / "data")
+    env["WORTHLINE_LOG_LEVEL"] = "INFO"
+    port = _free_port()
+    async with _process("serve", "--port", str(port), env=env) as process:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            auth = await register_and_login(client)
+            async with open_stream(client, auth["headers"]) as stream:
+                started = asyncio.get_running_loop().time()
+                process.terminate()
+                with pytest.raises(EOFError):
+                    while True:
+                        await stream.next(10, comments=True)
+                assert asyncio.get_running_loop().time() - started < 10
+        # uvicorn re-raises the SIGTERM once its graceful shutdown is done.
+        assert await asyncio.wait_for(process.wait(), 15) in (0, -15)
+        assert process.stderr is not None
+        log = (await process.stderr.read()).decode()
+        assert "Application shutdown complete" in log, log[-3000:]

@@ -221,7 +221,15 @@ class RedisEventBus(EventBus):
                     await pubsub.aclose()
 
     async def publish(self, messages: list[BusMessage]) -> None:
-        await self._client().publish(CHANNEL, _encode(messages))
+        try:
+            await self._client().publish(CHANNEL, _encode(messages))
+        except Exception:
+            # Committed but not relayed: this process's streams of these users resume from the
+            # log on reconnect. (Other workers' streams catch up at their next reconnect.)
+            for user_id in {m.user_id for m in messages}:
+                for subscription in list(self._subscribers.get(user_id, ())):
+                    subscription.close("an event could not be relayed; reconnect to resume")
+            raise
 
     async def close(self) -> None:
         await super().close()
