@@ -240,3 +240,24 @@ async def test_a_resume_point_older_than_retention_is_announced(http, ctx):
         await move(http, headers, salary, bank, "1.00")
         live = await stream.take(2)
         assert int(live[0].id) > result.purged_through
+
+
+async def test_concurrent_writes_of_one_user_arrive_in_id_order(http):
+    """Writes on disjoint accounts of one user, in parallel: ids are delivered live in
+    increasing order (they commit in id order), so resuming after any of them misses none."""
+    headers, _, _ = await _setup(http)
+    pairs = [
+        (await account(http, headers, f"Asset:B{n}"), await account(http, headers, f"Income:P{n}"))
+        for n in range(8)
+    ]
+    async with open_stream(http, headers) as stream:
+        await asyncio.gather(
+            *(move(http, headers, pay, bank, "1.00") for bank, pay in pairs for _ in range(3))
+        )
+        received = await stream.take(48, within=15)
+    ids = [int(m.id) for m in received]
+    assert ids == sorted(set(ids))
+    # Resuming after any delivered id replays exactly the ones after it.
+    cut = ids[20]
+    async with open_stream(http, headers | {"Last-Event-ID": str(cut)}) as stream:
+        assert [int(m.id) for m in await stream.take(27)] == ids[21:]
