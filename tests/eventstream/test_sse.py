@@ -261,3 +261,23 @@ async def test_concurrent_writes_of_one_user_arrive_in_id_order(http):
     cut = ids[20]
     async with open_stream(http, headers | {"Last-Event-ID": str(cut)}) as stream:
         assert [int(m.id) for m in await stream.take(27)] == ids[21:]
+
+
+async def test_a_stream_ends_at_its_maximum_lifetime(database_url: str, tmp_path: Path):
+    """So that an expired or revoked token cannot stream for ever: the client reconnects."""
+    settings = make_settings(database_url, tmp_path, sse_max_stream_seconds=0.5)
+    ctx = AppContext.build(settings)
+    try:
+        async with (
+            serving(create_app(settings, ctx)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            headers, _, _ = await _setup(client)
+            async with open_stream(client, headers) as stream:
+                notice = await stream.next(3, comments=True)
+                assert "re-authenticate" in notice.comments[0]
+                with pytest.raises(EOFError):
+                    await stream.next(3, comments=True)
+            assert ctx.bus.streams() == 0
+    finally:
+        await ctx.close()

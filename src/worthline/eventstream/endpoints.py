@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -75,7 +76,14 @@ async def _stream(
     ctx: AppContext, subscription: Subscription, user_id: uuid.UUID, last_id: int | None
 ) -> AsyncIterator[ServerSentEvent | bytes]:
     """Replay (ids above `last_id`, from the log) then live. The subscription was opened before
-    the replay query, so nothing committed meanwhile is missed; what both see is sent once."""
+    the replay query, so nothing committed meanwhile is missed; what both see is sent once.
+    A stream lasts at most `sse_max_stream_seconds`: the credential it was opened with may have
+    expired or been revoked since, so the client reconnects (and re-authenticates) to go on."""
+    expiry = asyncio.get_running_loop().call_later(
+        ctx.settings.sse_max_stream_seconds,
+        subscription.close,
+        "time to re-authenticate (this stream reached its maximum lifetime)",
+    )
     try:
         replayed_through = last_id
         if last_id is not None:
@@ -114,6 +122,7 @@ async def _stream(
                 )
                 return
     finally:
+        expiry.cancel()
         subscription.close()
 
 

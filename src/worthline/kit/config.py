@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15)
     """A comment line on every idle event stream at least this often (keeps proxies open)."""
+    sse_max_stream_seconds: float = Field(default=900.0, gt=0)
+    """A stream is closed after this long; its client reconnects (re-authenticating) and
+    resumes with Last-Event-ID, so an expired or revoked token does not stream forever."""
     sse_max_streams_per_user: int = Field(default=5, ge=1)
     """Open event streams per user per worker process; beyond: 429."""
     event_retention_days: int = Field(default=30, ge=1)
