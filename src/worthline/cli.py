@@ -254,7 +254,7 @@ def journal_export(
     async def run() -> None:
         ctx = AppContext.build(Settings())
         try:
-            async with ctx.db.read_session() as session:
+            async with ctx.db.snapshot_session() as session:
                 owner = await _user_id(session, user)
                 target = output.open("w", encoding="utf-8") if output else sys.stdout
                 try:

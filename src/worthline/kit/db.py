@@ -203,12 +203,19 @@ class Database:
         else:
             reader = self.engine.execution_options(worthline_read=True)
         self._read = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
+        self._snapshot = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(writer, expire_on_commit=False, autoflush=False)
         # Called with what the unit of work queued by `after_commit`, once it has committed.
         self.on_commit: Callable[[list[Any]], Awaitable[None]] | None = None
 
     def read_session(self) -> ReadSession:
         return ReadSession(self._read())
+
+    def snapshot_session(self) -> ReadSession:
+        """A read inside one transaction: every statement sees the same snapshot, and results
+        can stream through a server-side cursor (PostgreSQL needs a transaction for that). For
+        long reads such as a journal export; it takes no write lock."""
+        return ReadSession(self._snapshot())
 
     def write_session(self) -> WriteSession:
         return WriteSession(self._write())

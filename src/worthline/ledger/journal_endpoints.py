@@ -94,8 +94,9 @@ async def journal_export(principal: CurrentUser, ctx: Ctx) -> StreamingResponse:
     user_id, base_currency = principal.user_id, principal.user.base_currency
 
     async def body() -> AsyncIterator[bytes]:
-        # Its own read session, open for as long as the response streams.
-        async with ctx.db.read_session() as session:
+        # Its own snapshot session (one consistent view, server-side cursor), open for as long
+        # as the response streams.
+        async with ctx.db.snapshot_session() as session:
             buffer: list[str] = []
             size = 0
             async for line in export_journal(session, user_id, base_currency):
