@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager
 
 import structlog
 
 from worthline.eventstream import service
 from worthline.kit.db import Database, unit_of_work
+from worthline.kit.tasks import every
 
 log = structlog.get_logger("worthline.events")
 
@@ -22,27 +21,14 @@ async def purge_once(db: Database, retention_days: int) -> service.PurgeResult:
         return await service.purge(session, retention_days)
 
 
-async def _purge_forever(db: Database, retention_days: int, interval: float) -> None:
-    while True:
-        try:
-            result = await purge_once(db, retention_days)
-            if result.events or result.tickets:
-                log.info("events.purged", events=result.events, tickets=result.tickets)
-        except Exception:  # a failed run must not end the loop, nor the server
-            log.exception("events.purge_failed")
-        await asyncio.sleep(interval)
+async def _purge_and_log(db: Database, retention_days: int) -> None:
+    result = await purge_once(db, retention_days)
+    if result.events or result.tickets:
+        log.info("events.purged", events=result.events, tickets=result.tickets)
 
 
-@asynccontextmanager
-async def periodic_purge(
+def periodic_purge(
     db: Database, retention_days: int, interval: float = PURGE_INTERVAL_SECONDS
-) -> AsyncIterator[None]:
-    task = asyncio.create_task(
-        _purge_forever(db, retention_days, interval), name="worthline-event-purge"
-    )
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+) -> AbstractAsyncContextManager[None]:
+    """Purge the event log in the background for as long as the block lasts."""
+    return every(interval, lambda: _purge_and_log(db, retention_days), "worthline-event-purge")

@@ -9,13 +9,12 @@ once a day, and a server started at 23:59 still captures that day). A scaled-out
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from worthline.kit.db import Database, unit_of_work, utcnow
 from worthline.kit.logging import log
+from worthline.kit.tasks import every
 from worthline.snapshots import service
 from worthline.snapshots.models import SCHEDULED_SYNC
 
@@ -28,23 +27,13 @@ async def capture_scheduled(db: Database, now: datetime | None = None) -> int:
         return await service.capture_all(session, SCHEDULED_SYNC, now or utcnow())
 
 
-async def run_forever(db: Database, interval: float = INTERVAL_SECONDS) -> None:
-    while True:
-        try:
-            captured = await capture_scheduled(db)
-            log.info("snapshots.scheduled_capture", captured=captured)
-        except Exception:  # a failed run must not end the loop, nor the server
-            log.exception("snapshots.scheduled_capture_failed")
-        await asyncio.sleep(interval)
+async def _capture_and_log(db: Database) -> None:
+    captured = await capture_scheduled(db)  # looked up at call time (tests replace it)
+    log.info("snapshots.scheduled_capture", captured=captured)
 
 
-@asynccontextmanager
-async def daily_capture(db: Database, interval: float = INTERVAL_SECONDS) -> AsyncIterator[None]:
+def daily_capture(
+    db: Database, interval: float = INTERVAL_SECONDS
+) -> AbstractAsyncContextManager[None]:
     """Run the scheduled capture in the background for as long as the block lasts."""
-    task = asyncio.create_task(run_forever(db, interval), name="worthline-scheduled-capture")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+    return every(interval, lambda: _capture_and_log(db), "worthline-scheduled-capture")
