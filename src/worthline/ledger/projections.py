@@ -17,14 +17,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Date,
     Integer,
-    and_,
+    bindparam,
     case,
     delete,
     func,
     insert,
     literal,
-    or_,
     select,
     true,
     union_all,
@@ -46,78 +47,152 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _closing_balance_of_day(account_id: int, day: date) -> Any:
-    """SELECT the closing balance of `account_id` on `day`, from the previous projection row and
-    that day's movements (which already include the one being recorded)."""
-    start, end = day_bounds(day)
+def _closing_balance_of_day(suffix: str) -> Any:
+    """SELECT the closing balance of account `:account<suffix>` on `:day<suffix>`, from the
+    previous projection row and that day's movements (which already include the ones being
+    recorded). Built once, with bind parameters: building it per call cost more CPU than
+    running it."""
+    account = bindparam(f"account{suffix}", type_=Integer)
+    day = bindparam(f"day{suffix}", type_=Date)
+    start = bindparam(f"start{suffix}", type_=UTCDateTime())
+    end = bindparam(f"end{suffix}", type_=UTCDateTime())
     previous = (
         select(BalanceLive.balance)
-        .where(BalanceLive.account_id == account_id, BalanceLive.balance_date < day)
+        .where(BalanceLive.account_id == account, BalanceLive.balance_date < day)
         .order_by(BalanceLive.balance_date.desc())
         .limit(1)
         .scalar_subquery()
     )
-    incoming = (
-        select(func.coalesce(func.sum(Movement.amount), 0))
-        .where(
-            Movement.to_account_id == account_id,
-            Movement.value_time >= start,
-            Movement.value_time < end,
+
+    def side(column: Any) -> Any:
+        return (
+            select(func.coalesce(func.sum(Movement.amount), 0))
+            .where(column == account, Movement.value_time >= start, Movement.value_time < end)
+            .scalar_subquery()
         )
-        .scalar_subquery()
-    )
-    outgoing = (
-        select(func.coalesce(func.sum(Movement.amount), 0))
-        .where(
-            Movement.from_account_id == account_id,
-            Movement.value_time >= start,
-            Movement.value_time < end,
-        )
-        .scalar_subquery()
-    )
+
     return select(
-        literal(account_id, Integer).label("account_id"),
-        literal(day).label("balance_date"),
-        (func.coalesce(previous, 0) + incoming - outgoing).label("balance"),
-        literal(utcnow(), UTCDateTime()).label("updated_at"),
+        account.label("account_id"),
+        day.label("balance_date"),
+        (
+            func.coalesce(previous, 0)
+            + side(Movement.to_account_id)
+            - side(Movement.from_account_id)
+        ).label("balance"),
+        bindparam("now", type_=UTCDateTime()).label("updated_at"),
     )
+
+
+# Core table, not the ORM entity: executed with a parameter dict, an ORM statement would be
+# taken for a bulk operation by primary key.
+_TABLE = BalanceLive.__table__
+
+
+def _upsert(rows: Any, dialect: str) -> Any:
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    # `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join's ON.
+    statement = insert_(_TABLE).from_select(
+        ["account_id", "balance_date", "balance", "updated_at"],
+        select(rows.subquery()).where(true()),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["account_id", "balance_date"],
+        set_={"balance": statement.excluded.balance, "updated_at": statement.excluded.updated_at},
+    )
+
+
+_UPSERT_ONE = {d: _upsert(_closing_balance_of_day(""), d) for d in ("sqlite", "postgresql")}
+_UPSERT_PAIR = {  # one movement: both of its accounts on its day
+    d: _upsert(union_all(_closing_balance_of_day("_a"), _closing_balance_of_day("_b")), d)
+    for d in ("sqlite", "postgresql")
+}
+_SHIFT_ONE = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.account_id == bindparam("account", type_=Integer),
+        _TABLE.c.balance_date > bindparam("day", type_=Date),
+    )
+    .values(
+        balance=_TABLE.c.balance + bindparam("delta", type_=BigInteger),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+    )
+)
+_SHIFT_PAIR = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.account_id.in_(
+            [bindparam("account_a", type_=Integer), bindparam("account_b", type_=Integer)]
+        ),
+        _TABLE.c.balance_date > bindparam("day", type_=Date),
+    )
+    .values(
+        balance=_TABLE.c.balance
+        + case(
+            (
+                _TABLE.c.account_id == bindparam("account_a", type_=Integer),
+                bindparam("delta_a", type_=BigInteger),
+            ),
+            else_=bindparam("delta_b", type_=BigInteger),
+        ),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+    )
+)
 
 
 async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:
-    """Apply net deltas per (account, day) for movements already inserted in this transaction.
+    """Bring the projection up to date for movements already inserted in this transaction,
+    given their net delta per (account, day).
 
-    The upsert reads the table as it was before the statement, and the later-row UPDATEs run
-    after it; so each recomputed day is shifted by the deltas of earlier days exactly once.
-    Meant for a handful of (account, day) pairs; larger writes use `rebuild`."""
+    For each (account, day): recompute that day's row (upsert), then shift every later row of
+    the account by the delta. Recomputing reads the rows as they are at that moment, so the
+    result is right in any order of the pairs. A single movement (two accounts, one day) does
+    both accounts in one upsert and one UPDATE. Meant for a handful of pairs; larger writes
+    use `rebuild`."""
     if not deltas:
         return
     assert len(deltas) <= SETWISE_THRESHOLD, "use rebuild() for large writes"
-    rows = union_all(*(_closing_balance_of_day(a, d) for a, d in deltas)).subquery()
-    # `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join's ON.
-    upsert = _insert_for(session)(BalanceLive).from_select(
-        ["account_id", "balance_date", "balance", "updated_at"], select(rows).where(true())
-    )
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["account_id", "balance_date"],
-        set_={"balance": upsert.excluded.balance, "updated_at": upsert.excluded.updated_at},
-    )
-    await session.execute(upsert)
-    # Every later row moves by the net delta of each (account, day) before it: one UPDATE.
-    shifts = [(a, d, delta) for (a, d), delta in deltas.items() if delta]
-    if shifts:
-        later = or_(
-            *(and_(BalanceLive.account_id == a, BalanceLive.balance_date > d) for a, d, _ in shifts)
-        )
-        total = sum(
-            case((and_(BalanceLive.account_id == a, BalanceLive.balance_date > d), delta), else_=0)
-            for a, d, delta in shifts
+    dialect = session.bind.dialect.name
+    now = utcnow()
+    keys = list(deltas)
+    if len(keys) == 2 and keys[0][1] == keys[1][1]:
+        (a, day), (b, _) = keys
+        start, end = day_bounds(day)
+        await session.execute(
+            _UPSERT_PAIR[dialect],
+            {
+                "account_a": a,
+                "day_a": day,
+                "start_a": start,
+                "end_a": end,
+                "account_b": b,
+                "day_b": day,
+                "start_b": start,
+                "end_b": end,
+                "now": now,
+            },
         )
         await session.execute(
-            update(BalanceLive)
-            .where(later)
-            .values(balance=BalanceLive.balance + total, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
+            _SHIFT_PAIR,
+            {
+                "account_a": a,
+                "account_b": b,
+                "day": day,
+                "delta_a": deltas[keys[0]],
+                "delta_b": deltas[keys[1]],
+                "now": now,
+            },
         )
+        return
+    for (account, day), delta in deltas.items():
+        start, end = day_bounds(day)
+        await session.execute(
+            _UPSERT_ONE[dialect],
+            {"account": account, "day": day, "start": start, "end": end, "now": now},
+        )
+        if delta:
+            await session.execute(
+                _SHIFT_ONE, {"account": account, "day": day, "delta": delta, "now": now}
+            )
 
 
 async def apply(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:
@@ -127,11 +202,6 @@ async def apply(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> N
         await apply_days(session, deltas)
     else:
         await rebuild(session, {a for a, _ in deltas}, since=min(d for _, d in deltas))
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    """The dialect's INSERT (both spell ON CONFLICT the same way)."""
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 async def rebuild(
