@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import Select, bindparam, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.kit.sql import utc_date, utc_day_start
@@ -28,16 +28,25 @@ async def account(
     return await session.scalar(accounts_query(user_id).where(Account.public_id == public_id))
 
 
+_LOCK_ACCOUNTS = (
+    select(Account)
+    .where(
+        Account.user_id == bindparam("user_id"),
+        Account.public_id.in_(bindparam("public_ids", expanding=True)),
+    )
+    .order_by(Account.id)
+    .with_for_update()
+)
+
+
 async def lock_accounts(
     session: AsyncSession, user_id: uuid.UUID, public_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Account]:
     """Load and lock the accounts a write touches, in id order so that two writers never wait
-    on each other crosswise (no deadlock). SQLite takes its one write lock at BEGIN IMMEDIATE."""
+    on each other crosswise (no deadlock). SQLite takes its one write lock at BEGIN IMMEDIATE.
+    The statement is built once (it runs on every movement)."""
     rows = await session.scalars(
-        accounts_query(user_id)
-        .where(Account.public_id.in_(set(public_ids)))
-        .order_by(Account.id)
-        .with_for_update()
+        _LOCK_ACCOUNTS, {"user_id": user_id, "public_ids": list(set(public_ids))}
     )
     return {a.public_id: a for a in rows}
 
