@@ -409,7 +409,10 @@ def snapshots_list(
                 if account is None:
                     console.print(f"[red]No account {public_id}[/]")
                     raise typer.Exit(1)
-                return account, await snapshots_repo.recent(session, account, limit, None)
+                rows = await snapshots_repo.recent(
+                    session, account.user_id, account.public_id, limit, None
+                )
+                return account, rows
         finally:
             await ctx.close()
 

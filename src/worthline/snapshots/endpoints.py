@@ -21,6 +21,7 @@ from worthline.ledger.service import EARLIEST, LATEST, AccountNotFound
 from worthline.snapshots import repository as repo
 from worthline.snapshots import service
 from worthline.snapshots.models import MANUAL_SYNC
+from worthline.snapshots.repository import SnapshotRow
 from worthline.snapshots.schemas import (
     LatestSnapshots,
     Reconciliation,
@@ -68,6 +69,24 @@ async def _account(session: Session, principal: CurrentUser, account_id: uuid.UU
 def _json(body: dict[str, Any], status_code: int = status.HTTP_200_OK) -> Response:
     # The body is already what `response_model` describes (see schemas.py): sent as it is.
     return Response(dumps(body), status_code=status_code, media_type="application/json")
+
+
+async def _history(
+    session: Session,
+    principal: CurrentUser,
+    account_id: uuid.UUID,
+    rows: list[SnapshotRow],
+    *,
+    newest_first: bool,
+) -> Response:
+    """The body of balance-history and recent snapshots. The rows carry the account's currency
+    and exponent; only when there are none is the account looked up (404, or an empty list)."""
+    if rows:
+        currency, exponent = rows[0].currency, rows[0].exponent
+    else:
+        account = await _account(session, principal, account_id)
+        currency, exponent = account.currency, account.exponent
+    return _json(history_json(currency, exponent, rows, newest_first=newest_first))
 
 
 def _source(source: str | None) -> str | None:
@@ -118,11 +137,11 @@ async def balance_history(
     if start > end:
         raise InvalidDateRange("start_date must not be after end_date")
     wanted = _source(source)
-    account = await _account(session, principal, account_id)
-    rows = await repo.history(session, account, start, end, wanted, MAX_HISTORY + 1)
+    user_id = principal.user_id
+    rows = await repo.history(session, user_id, account_id, start, end, wanted, MAX_HISTORY + 1)
     if len(rows) > MAX_HISTORY:
         raise InvalidDateRange(f"The range holds more than {MAX_HISTORY:,} snapshots; narrow it")
-    return _json(history_json(account, rows, newest_first=False))
+    return await _history(session, principal, account_id, rows, newest_first=False)
 
 
 @router.get(
@@ -140,9 +159,8 @@ async def recent_snapshots(
     """The account's most recent snapshots, newest first, each with the change from the one
     before it (among those of `source`, when given). Same body as balance-history."""
     wanted = _source(source)
-    account = await _account(session, principal, account_id)
-    rows = await repo.recent(session, account, limit, wanted)
-    return _json(history_json(account, rows, newest_first=True))
+    rows = await repo.recent(session, principal.user_id, account_id, limit, wanted)
+    return await _history(session, principal, account_id, rows, newest_first=True)
 
 
 @router.post(

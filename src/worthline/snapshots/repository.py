@@ -128,7 +128,9 @@ def _latest_statement() -> Any:
     return (
         select(
             picks.c.exponent,
-            *_columns(current, picks.c.public_id, -picks.c.exponent, previous.c.balance_amount),
+            *_columns(
+                current, uuid_text(picks.c.public_id), -picks.c.exponent, previous.c.balance_amount
+            ),
         )
         .join(current, current.c.id == picks.c.latest_id)
         .outerjoin(previous, previous.c.id == picks.c.previous_id)
@@ -136,14 +138,31 @@ def _latest_statement() -> Any:
     )
 
 
+def _caller_account(table: Any) -> list[Any]:
+    """The join to the caller's account: history and recent need no separate account lookup
+    unless they find nothing (then the endpoint tells a missing account from an empty one)."""
+    account = Account.__table__
+    return [
+        account.c.id == table.c.account_id,
+        account.c.user_id == bindparam("user_id"),
+        account.c.public_id == bindparam("public_id"),
+    ]
+
+
 def _history_statement(by_source: bool) -> Any:
-    table = S.__table__
-    query = select(
-        _EXPONENT.label("exponent"), *_columns(table, _ACCOUNT, -_EXPONENT, _lagged(table))
-    ).where(
-        table.c.account_id == bindparam("account_id"),
-        table.c.captured_at >= bindparam("start"),
-        table.c.captured_at <= bindparam("end"),
+    table, account = S.__table__, Account.__table__
+    query = (
+        select(
+            account.c.exponent.label("exponent"),
+            *_columns(table, uuid_text(account.c.public_id), -account.c.exponent, _lagged(table)),
+        )
+        .select_from(account)
+        .join(table, account.c.id == table.c.account_id)
+        .where(
+            *_caller_account(table),
+            table.c.captured_at >= bindparam("start"),
+            table.c.captured_at <= bindparam("end"),
+        )
     )
     if by_source:
         query = query.where(table.c.source == bindparam("source"))
@@ -151,8 +170,17 @@ def _history_statement(by_source: bool) -> Any:
 
 
 def _recent_statement(by_source: bool) -> Any:
-    table = S.__table__
-    window = select(table).where(table.c.account_id == bindparam("account_id"))
+    table, account = S.__table__, Account.__table__
+    window = (
+        select(
+            table,
+            account.c.exponent.label("account_exponent"),
+            account.c.public_id.label("account_public_id"),
+        )
+        .select_from(account)
+        .join(table, account.c.id == table.c.account_id)
+        .where(*_caller_account(table))
+    )
     if by_source:
         window = window.where(table.c.source == bindparam("source"))
     # One row more than asked for, so that the oldest returned has its predecessor.
@@ -161,9 +189,11 @@ def _recent_statement(by_source: bool) -> Any:
         .limit(bindparam("window"))
         .subquery()
     )
+    exponent = window.c.account_exponent
     return (
         select(
-            _EXPONENT.label("exponent"), *_columns(window, _ACCOUNT, -_EXPONENT, _lagged(window))
+            exponent.label("exponent"),
+            *_columns(window, uuid_text(window.c.account_public_id), -exponent, _lagged(window)),
         )
         .order_by(window.c.captured_at.desc(), window.c.id.desc())
         .limit(bindparam("limit"))
@@ -209,37 +239,43 @@ async def latest_per_account(session: AsyncSession, user_id: uuid.UUID) -> list[
     """The newest snapshot of each of the caller's accounts that has one (by `captured_at`,
     then id: two index probes per account), with its change from the one before it; ordered
     by account path."""
-    rows = await session.execute(_LATEST, {"user_id": user_id})
-    return list(rows.all())
+    return list((await session.execute(_LATEST, {"user_id": user_id})).all())
 
 
 async def history(
     session: AsyncSession,
-    account: Account,
+    user_id: uuid.UUID,
+    public_id: uuid.UUID,
     start: datetime,
     end: datetime,
     source: str | None,
     limit: int,
 ) -> list[SnapshotRow]:
-    """Snapshots of the account with `start <= captured_at <= end`, oldest first, each with its
-    change from the previous one in that (filtered) range. At most `limit` rows."""
-    params = {**_account_params(account), "start": start, "end": end, "limit": limit}
+    """Snapshots of the caller's account with `start <= captured_at <= end`, oldest first, each
+    with its change from the previous one in that (filtered) range. At most `limit` rows; none
+    when the account is not the caller's."""
+    params = {"user_id": user_id, "public_id": public_id, "start": start, "end": end}
+    params["limit"] = limit
     if source is not None:
         params["source"] = source
-    rows = await session.execute(_HISTORY[source is not None], params)
-    return list(rows.all())
+    return list((await session.execute(_HISTORY[source is not None], params)).all())
 
 
 async def recent(
-    session: AsyncSession, account: Account, limit: int, source: str | None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    public_id: uuid.UUID,
+    limit: int,
+    source: str | None,
 ) -> list[SnapshotRow]:
-    """The newest `limit` snapshots of the account, newest first, each with its change from the
-    one before it among the filtered snapshots."""
-    params = {**_account_params(account), "window": limit + 1, "limit": limit}
+    """The newest `limit` snapshots of the caller's account, newest first, each with its change
+    from the one before it among the filtered snapshots; none when the account is not the
+    caller's."""
+    params: dict[str, Any] = {"user_id": user_id, "public_id": public_id}
+    params.update(window=limit + 1, limit=limit)
     if source is not None:
         params["source"] = source
-    rows = await session.execute(_RECENT[source is not None], params)
-    return list(rows.all())
+    return list((await session.execute(_RECENT[source is not None], params)).all())
 
 
 async def one(session: AsyncSession, account: Account, snapshot_id: uuid.UUID) -> SnapshotRow:

@@ -191,15 +191,17 @@ def latest_json(rows: Sequence[SnapshotRow]) -> dict[str, Any]:
     }
 
 
-def history_json(account: Account, rows: Sequence[SnapshotRow], *, newest_first: bool) -> dict:
-    """`SnapshotHistory` of rows listed oldest first (balance-history) or newest first (recent
-    snapshots); the start and end balances are the oldest's and the newest's either way."""
+def history_json(
+    currency: str, exponent: int, rows: Sequence[SnapshotRow], *, newest_first: bool
+) -> dict[str, Any]:
+    """`SnapshotHistory` of one account's rows, listed oldest first (balance-history) or newest
+    first (recent snapshots); the start and end balances are the oldest's and the newest's
+    either way."""
     start = end = change = None
     if rows:
         oldest, newest = (rows[-1], rows[0]) if newest_first else (rows[0], rows[-1])
         start, end = Decimal(oldest.balance), Decimal(newest.balance)
         change = end - start
-    exponent = account.exponent
     return {
         "snapshots": [snapshot_json(r) for r in rows],
         "total_count": len(rows),
@@ -207,7 +209,7 @@ def history_json(account: Account, rows: Sequence[SnapshotRow], *, newest_first:
         "end_balance": money(end, exponent),
         "total_change_amount": money(change, exponent),
         "total_change_percent": percent_change(change, start),
-        "currency": account.currency,
+        "currency": currency,
     }
 
 
