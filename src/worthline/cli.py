@@ -29,7 +29,7 @@ app.add_typer(interest_app, name="interest")
 app.add_typer(demo_app, name="demo")
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(events_app, name="events")
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)  # ":Bank:" in a path is not an emoji
 
 
 def _redact(url: str) -> str:
