@@ -246,16 +246,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _outcomes[(_engine_of.get(report.nodeid, "no database"), report.outcome)] += 1
+        outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+        _outcomes[(_engine_of.get(report.nodeid, "no database"), outcome)] += 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     terminalreporter.section("tests per engine")
     for engine in (*ENGINES, "no database"):
-        counts = {o: _outcomes[(engine, o)] for o in ("passed", "failed", "skipped")}
+        counts = {o: _outcomes[(engine, o)] for o in ("passed", "failed", "skipped", "xfailed")}
         terminalreporter.write_line(
             f"{engine:>12}: {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped"
+            f"{counts['skipped']} skipped, {counts['xfailed']} xfailed"
         )
     skipped = [r for r in terminalreporter.stats.get("skipped", [])]
     reasons = {str(r.longrepr[2]) for r in skipped if isinstance(r.longrepr, tuple)}
