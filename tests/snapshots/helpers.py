@@ -9,10 +9,14 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+# Shared with the ledger's API tests (re-exported for the snapshot tests).
+from ledger.api_helpers import PROBLEM_BASE as PROBLEM_BASE
+from ledger.api_helpers import parse_ts as parse_ts
+from ledger.api_helpers import problem as problem
+from ledger.api_helpers import validation as validation
 from worthline.kit.db import Database
 from worthline.snapshots.models import BalanceSnapshot
 
-PROBLEM_BASE = "https://worthline.dev/problems/"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -106,35 +110,6 @@ def expected(
 ) -> dict[str, Any]:
     """A snapshot as a read endpoint shows it: as created, with its change."""
     return {**snapshot, "change_amount": change_amount, "change_percent": change_percent}
-
-
-def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    """Assert an RFC 9457 problem of this status and kind; return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0] == "application/problem+json"
-    body = response.json()
-    assert body["type"] == PROBLEM_BASE + slug, body
-    assert body["status"] == status
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["instance"] == response.request.url.path
-    assert body["trace_id"] == response.headers["x-trace-id"]
-    return body
-
-
-def validation(response: httpx.Response, slug: str = "validation-error") -> dict[str, Any]:
-    """A 422 problem with a well-formed `errors` list."""
-    body = problem(response, 422, slug)
-    assert body["errors"], body
-    for error in body["errors"]:
-        assert isinstance(error["loc"], list) and error["loc"]
-        assert isinstance(error["msg"], str) and error["msg"]
-    return body
-
-
-def parse_ts(text: str) -> datetime:
-    assert TIMESTAMP.match(text), text
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def now() -> datetime:

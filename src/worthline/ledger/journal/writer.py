@@ -149,8 +149,7 @@ def write_transaction(t: Transaction, exponents: dict[str, int]) -> Iterator[str
         else:
             desc = _escape(_one_line(mv.description, "description"))
             yield (
-                f'{prefix}{mv.from_account} -> {mv.to_account} "{desc}" '
-                f"{amount} {mv.commodity}\n"
+                f'{prefix}{mv.from_account} -> {mv.to_account} "{desc}" {amount} {mv.commodity}\n'
             )
         prefix = "  +"
     yield from _metadata(t.metadata)
