@@ -222,6 +222,41 @@ async def auth(client: httpx.AsyncClient) -> dict[str, Any]:
     return await register_and_login(client)
 
 
+# ---------------------------------------------------------------- cli
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `worthline ...` with its data in tmp_path (and no stray .env or WORTHLINE_* vars)."""
+    from typer.testing import CliRunner
+
+    from worthline.cli import app as cli_app
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("WORTHLINE_")]:
+        monkeypatch.delenv(name)
+    env = {
+        "WORTHLINE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "WORTHLINE_DATA_DIR": str(tmp_path / "data"),
+        "WORTHLINE_PASSWORD_HASH_TIME_COST": "1",
+        "WORTHLINE_PASSWORD_HASH_MEMORY_KIB": "64",
+        "COLUMNS": "160",  # Rich tables keep their rows on one line
+    }
+    runner = CliRunner()
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli_app, list(args), env=env)
+
+    return run
+
+
+def sqlite_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
 # ---------------------------------------------------------------- reporting
 
 

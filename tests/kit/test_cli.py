@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from typer.testing import CliRunner
 
-from conftest import PASSWORD
-from worthline.cli import app
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run `worthline ...` with its data in tmp_path (and no stray .env or WORTHLINE_* vars)."""
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("WORTHLINE_")]:
-        monkeypatch.delenv(name)
-    env = {
-        "WORTHLINE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-        "WORTHLINE_DATA_DIR": str(tmp_path / "data"),
-        "WORTHLINE_PASSWORD_HASH_TIME_COST": "1",
-        "WORTHLINE_PASSWORD_HASH_MEMORY_KIB": "64",
-    }
-    runner = CliRunner()
-
-    def run(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(app, list(args), env=env)
-
-    return run
-
-
-def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql).fetchall()
+from conftest import PASSWORD, sqlite_rows
 
 
 def _tables(path: Path) -> set[str]:
     # sqlite_sequence (AUTOINCREMENT's bookkeeping) is SQLite's own and cannot be dropped.
-    tables = _rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    tables = sqlite_rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
     return {r[0] for r in tables if r[0] != "sqlite_sequence"}
 
 
@@ -61,7 +32,7 @@ def test_users_create(cli, migrated):
     # cli.py echoes the email as typed (domain lower-cased by the validator), not as stored.
     assert "created user ada@example.com" in result.output.lower()
     assert PASSWORD not in result.output
-    rows = _rows(migrated, "SELECT email, base_currency, password_hash FROM users")
+    rows = sqlite_rows(migrated, "SELECT email, base_currency, password_hash FROM users")
     assert len(rows) == 1
     email, currency, password_hash = rows[0]
     assert (email, currency) == ("ada@example.com", "GBP")
@@ -75,7 +46,7 @@ def test_users_create_with_a_base_currency(cli, migrated):
         "users", "create", "ada@example.com", "--password", PASSWORD, "--base-currency", "JPY"
     )
     assert result.exit_code == 0, result.output
-    assert _rows(migrated, "SELECT base_currency FROM users") == [("JPY",)]
+    assert sqlite_rows(migrated, "SELECT base_currency FROM users") == [("JPY",)]
 
 
 @pytest.mark.parametrize(
@@ -94,7 +65,7 @@ def test_users_create_with_a_base_currency(cli, migrated):
 def test_users_create_refuses_bad_input(cli, migrated, args):
     result = cli("users", "create", *args)
     assert result.exit_code == 2, result.output
-    assert _rows(migrated, "SELECT count(*) FROM users") == [(0,)]
+    assert sqlite_rows(migrated, "SELECT count(*) FROM users") == [(0,)]
 
 
 def test_users_create_refuses_a_taken_email(cli, migrated):
@@ -102,7 +73,7 @@ def test_users_create_refuses_a_taken_email(cli, migrated):
     result = cli("users", "create", "ADA@example.com", "--password", "another strong passphrase")
     assert result.exit_code == 1, result.output
     assert "already registered" in result.output
-    rows = _rows(migrated, "SELECT password_hash FROM users")
+    rows = sqlite_rows(migrated, "SELECT password_hash FROM users")
     assert len(rows) == 1
     assert PasswordHasher().verify(rows[0][0], PASSWORD)
 

@@ -11,32 +11,8 @@ import pytest
 
 from conftest import register_and_login
 from ledger.api_helpers import all_movements, problem, row_counts, snapshot
+from ledger.examples import EXAMPLE
 from ledger.factories import account, move
-
-EXAMPLE = """\
-; lines starting with ; or # are comments
-option operating-currency GBP
-
-2024-01-01 commodity GBP
-  exponent: -2
-2024-01-01 commodity BTC
-  exponent: -8
-2024-01-01 open Asset:Bank:Current GBP
-2024-01-01 open Liability:Savings:0001 GBP
-  interest-rate: 0.05
-alias Current Asset:Bank:Current
-
-2024-01-02 * Opening balance
-  Equity:Capital -> Current 1,000.00 GBP
-
-2026-02-01T09:30:00Z%2026-02-02 * Payroll
-  Income:Salary → Asset:Bank:Current "net salary" 4000.00 GBP
-  +Income:Salary // Expense:Tax "income tax" 1000.00 GBP
-  receipt: scan-001.pdf
-
-2026-03-01 ! Pending invoice
-  Asset:Bank:Current > Expense:Food 15.50 GBP
-"""
 
 
 async def _import(client, headers, text: str | bytes, content_type: str = "text/plain"):

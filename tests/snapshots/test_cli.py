@@ -3,16 +3,12 @@ real SQLite file."""
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import uuid
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import PASSWORD
-from worthline.cli import app
+from conftest import PASSWORD, sqlite_rows
 
 JOURNAL = """\
 2026-01-01 commodity GBP
@@ -22,31 +18,6 @@ JOURNAL = """\
 2026-01-03 * Card
   Liability:Card -> Expense:Food 12.34 GBP
 """
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("WORTHLINE_")]:
-        monkeypatch.delenv(name)
-    env = {
-        "WORTHLINE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-        "WORTHLINE_DATA_DIR": str(tmp_path / "data"),
-        "WORTHLINE_PASSWORD_HASH_TIME_COST": "1",
-        "WORTHLINE_PASSWORD_HASH_MEMORY_KIB": "64",
-        "COLUMNS": "160",
-    }
-    runner = CliRunner()
-
-    def run(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(app, list(args), env=env)
-
-    return run
-
-
-def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql).fetchall()
 
 
 @pytest.fixture
@@ -65,9 +36,9 @@ def ledger(cli, tmp_path: Path) -> Path:
 
 def test_capture_from_cron_is_idempotent_per_day(cli, ledger):
     # The imports captured each user's Asset and Liability accounts (their first snapshots).
-    assert _rows(ledger, "SELECT source, count(*) FROM balance_snapshots GROUP BY source") == [
-        ("initial_connection", 4)
-    ]
+    assert sqlite_rows(
+        ledger, "SELECT source, count(*) FROM balance_snapshots GROUP BY source"
+    ) == [("initial_connection", 4)]
     only_ada = cli("snapshots", "capture", "--user", "ada@example.com")
     assert only_ada.exit_code == 0, only_ada.output
     assert "Captured 2 snapshots (scheduled_sync)" in only_ada.output
@@ -78,10 +49,10 @@ def test_capture_from_cron_is_idempotent_per_day(cli, ledger):
     assert "Captured 0 snapshots" in again.output
     manual = cli("snapshots", "capture", "--source", "manual_sync")
     assert "Captured 4 snapshots (manual_sync)" in manual.output
-    assert _rows(
+    assert sqlite_rows(
         ledger, "SELECT source, count(*) FROM balance_snapshots GROUP BY source ORDER BY source"
     ) == [("initial_connection", 4), ("manual_sync", 4), ("scheduled_sync", 4)]
-    assert _rows(
+    assert sqlite_rows(
         ledger,
         "SELECT count(DISTINCT scheduled_on) FROM balance_snapshots "
         "WHERE source = 'scheduled_sync'",
@@ -95,11 +66,11 @@ def test_capture_refuses_bad_options(cli, ledger):
     nobody = cli("snapshots", "capture", "--user", "nobody@example.com")
     assert nobody.exit_code == 1
     assert "No user nobody@example.com" in nobody.output
-    assert _rows(ledger, "SELECT count(*) FROM balance_snapshots") == [(4,)]
+    assert sqlite_rows(ledger, "SELECT count(*) FROM balance_snapshots") == [(4,)]
 
 
 def test_list_shows_recent_snapshots(cli, ledger):
-    [(hex_id,)] = _rows(
+    [(hex_id,)] = sqlite_rows(
         ledger,
         "SELECT a.public_id FROM accounts a JOIN users u ON u.id = a.user_id "
         "WHERE u.email = 'ada@example.com' AND a.full_path = 'Asset:Bank:Current'",
