@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.eventstream.events import AccountBalanceUpdated
@@ -34,6 +34,23 @@ def moved_by(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict[int, int]
     return net
 
 
+# Built once: it runs on every ledger write.
+_NEW_BALANCES = (
+    select(
+        Account.id,
+        Account.public_id,
+        Account.currency,
+        Account.exponent,
+        repo.balance_bound(Account.id),
+    )
+    .where(
+        Account.user_id == bindparam("user_id"),
+        Account.id.in_(bindparam("account_ids", expanding=True)),
+    )
+    .order_by(Account.id)
+)
+
+
 async def balances_updated(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -48,15 +65,8 @@ async def balances_updated(
     if not account_ids:
         return
     rows = await session.execute(
-        select(
-            Account.id,
-            Account.public_id,
-            Account.currency,
-            Account.exponent,
-            repo.balance_expr(Account.id, now),
-        )
-        .where(Account.user_id == user_id, Account.id.in_(list(account_ids)))
-        .order_by(Account.id)
+        _NEW_BALANCES,
+        {"user_id": user_id, "account_ids": list(account_ids), **repo.balance_params(now)},
     )
     events = []
     for account_id, public_id, currency, exponent, balance in rows:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import Date, Select, bindparam, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worthline.kit.db import UTCDateTime
 from worthline.kit.sql import utc_date, utc_day_start
 from worthline.ledger.models import Account, BalanceLive, Movement
 from worthline.ledger.paths import prefix_pattern
@@ -119,6 +120,33 @@ def balance_at_column(account_col: Any, at_col: Any) -> Any:
     return func.coalesce(previous, 0) + _net_on_day(account_col, utc_day_start(at_col), at_col)
 
 
+def balance_bound(account_col: Any) -> Any:
+    """`balance_expr` with the instant as bind parameters (fill them with `balance_params`), so
+    that a statement using it is built once: the hot paths (every movement's events, account
+    reads) would otherwise spend more CPU building the query than running it."""
+    day = bindparam("bal_day", type_=Date)
+    start = bindparam("bal_start", type_=UTCDateTime())
+    at = bindparam("bal_at", type_=UTCDateTime())
+    previous = (
+        select(BalanceLive.balance)
+        .where(BalanceLive.account_id == account_col, BalanceLive.balance_date < day)
+        .order_by(BalanceLive.balance_date.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(previous, 0) + _net_on_day(account_col, start, at)
+
+
+def balance_params(at: datetime) -> dict[str, Any]:
+    day = at.astimezone(UTC).date()
+    return {"bal_day": day, "bal_start": day_bounds(day)[0], "bal_at": at}
+
+
+_BALANCES_AT = select(Account.id, balance_bound(Account.id)).where(
+    Account.id.in_(bindparam("account_ids", expanding=True))
+)
+
+
 async def balances_at(
     session: AsyncSession, account_ids: Sequence[int], at: datetime
 ) -> dict[int, int]:
@@ -126,7 +154,7 @@ async def balances_at(
     if not account_ids:
         return {}
     rows = await session.execute(
-        select(Account.id, balance_expr(Account.id, at)).where(Account.id.in_(account_ids))
+        _BALANCES_AT, {"account_ids": list(account_ids), **balance_params(at)}
     )
     return {account_id: int(balance) for account_id, balance in rows}
 
