@@ -56,6 +56,17 @@ class Message:
         return orjson.loads(self.data)
 
 
+def summary(messages: list[Message]) -> list[str]:
+    """Each message as `balance 7.00` (an account's new balance) or `networth 7.00`."""
+    out = []
+    for m in messages:
+        if m.event == "portfolio.networth.updated":
+            out.append(f"networth {m.json['new_net_worth']}")
+        else:
+            out.append(f"balance {m.json['new_balance']}")
+    return out
+
+
 class Stream:
     """Reads SSE blocks from a streaming httpx response in a background task (cancelling a
     read midway would break the response's line iterator), parsed into messages."""

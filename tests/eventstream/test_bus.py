@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import make_settings, register_and_login
-from eventstream.support import open_stream, serving
+from eventstream.support import open_stream, serving, summary
 from ledger.factories import account, move
 from worthline.app import create_app
 from worthline.kit import eventbus
@@ -81,12 +81,14 @@ async def test_two_workers_share_events_through_redis(database_url: str, tmp_pat
             async with open_stream(one, headers) as stream:
                 await move(two, headers, salary, bank, "7.00")
                 await move(two, headers, salary, bank, "8.00")
-                received = await stream.take(4)
-            assert [m.json["new_balance"] for m in received] == [
-                "7.00",
-                "-7.00",
-                "15.00",
-                "-15.00",
+                received = await stream.take(6)
+            assert summary(received) == [
+                "balance 7.00",
+                "balance -7.00",
+                "networth 7.00",
+                "balance 15.00",
+                "balance -15.00",
+                "networth 15.00",
             ]
             ids = [int(m.id) for m in received]
             assert ids == sorted(ids)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert
 
 from conftest import make_settings, register_and_login
-from eventstream.support import open_stream, serving
+from eventstream.support import open_stream, serving, summary
 from ledger.factories import account, move
 from worthline.app import create_app
 from worthline.eventstream import service
@@ -70,18 +70,18 @@ async def test_last_event_id_replays_what_was_missed_then_live(http):
     async with open_stream(http, headers) as stream:
         for amount in ("1.00", "2.00", "3.00"):
             await move(http, headers, salary, bank, amount)
-        seen = await stream.take(6)
+        seen = await stream.take(9)  # two balances and the net worth per movement
     ids = [int(m.id) for m in seen]
     assert ids == sorted(ids)
-    resume_after = ids[1]  # the client saw the first movement's two events, then dropped
+    resume_after = ids[2]  # the client saw the first movement's three events, then dropped
     async with open_stream(http, headers | {"Last-Event-ID": str(resume_after)}) as stream:
-        replayed = await stream.take(4)
-        assert [int(m.id) for m in replayed] == ids[2:]
-        assert [m.json for m in replayed] == [m.json for m in seen[2:]]
+        replayed = await stream.take(6)
+        assert [int(m.id) for m in replayed] == ids[3:]
+        assert [m.json for m in replayed] == [m.json for m in seen[3:]]
         await move(http, headers, salary, bank, "4.00")
-        live = await stream.take(2)
-        assert [int(m.id) for m in live] == [ids[-1] + 1, ids[-1] + 2]
-        assert live[0].json["new_balance"] == "10.00"
+        live = await stream.take(3)
+        assert [int(m.id) for m in live] == [ids[-1] + 1, ids[-1] + 2, ids[-1] + 3]
+        assert summary(live) == ["balance 10.00", "balance -10.00", "networth 10.00"]
         assert await stream.nothing_within(0.3)  # no repeat of anything
 
 
@@ -96,15 +96,17 @@ async def test_no_gap_and_no_repeat_while_replaying_under_writes(http):
     writer = asyncio.create_task(writes())
     try:
         async with open_stream(http, headers | {"Last-Event-ID": "0"}) as stream:
-            messages = await stream.take(32, within=10)
+            messages = await stream.take(48, within=10)  # 3 per movement
             await writer
             assert await stream.nothing_within(0.3)
     finally:
         await writer
     ids = [int(m.id) for m in messages]
-    assert ids == sorted(set(ids)) and len(ids) == 32
-    banks = [m.json["new_balance"] for m in messages if m.json["account_id"] == bank["id"]]
+    assert ids == sorted(set(ids)) and len(ids) == 48
+    banks = [m.json["new_balance"] for m in messages if m.json.get("account_id") == bank["id"]]
     assert banks == [f"{n}.00" for n in range(1, 17)]
+    worth = [m.json["new_net_worth"] for m in messages if "new_net_worth" in m.json]
+    assert worth == [f"{n}.00" for n in range(1, 17)]
 
 
 async def test_a_user_never_receives_another_users_events(http):

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine.url import make_url
 
 from conftest import PG_URL, register_and_login, unavailable
-from eventstream.support import open_stream
+from eventstream.support import open_stream, summary
 from ledger.factories import account, move
 from worthline.kit.db import create_engine
 from worthline.kit.migrate import upgrade_engine
@@ -164,14 +164,17 @@ async def test_a_client_on_one_process_follows_writes_through_another(
         async with open_stream(one, headers) as stream:
             for amount in ("1.00", "2.00", "3.00"):
                 await move(two, headers, salary, bank, amount)
-            seen = await stream.take(6, within=10)
-        assert [m.json["new_balance"] for m in seen] == [
-            "1.00",
-            "-1.00",
-            "3.00",
-            "-3.00",
-            "6.00",
-            "-6.00",
+            seen = await stream.take(9, within=10)
+        assert summary(seen) == [
+            "balance 1.00",
+            "balance -1.00",
+            "networth 1.00",
+            "balance 3.00",
+            "balance -3.00",
+            "networth 3.00",
+            "balance 6.00",
+            "balance -6.00",
+            "networth 6.00",
         ]
         ids = [int(m.id) for m in seen]
         assert ids == sorted(set(ids))
@@ -180,13 +183,20 @@ async def test_a_client_on_one_process_follows_writes_through_another(
         for amount in ("4.00", "5.00"):
             await move(two, headers, salary, bank, amount)
         async with open_stream(one, headers | {"Last-Event-ID": str(ids[-1])}) as stream:
-            missed = await stream.take(4, within=10)
-            assert [m.json["new_balance"] for m in missed] == ["10.00", "-10.00", "15.00", "-15.00"]
+            missed = await stream.take(6, within=10)
+            assert summary(missed) == [
+                "balance 10.00",
+                "balance -10.00",
+                "networth 10.00",
+                "balance 15.00",
+                "balance -15.00",
+                "networth 15.00",
+            ]
             assert [int(m.id) for m in missed] == sorted(set(int(m.id) for m in missed))
             assert int(missed[0].id) > ids[-1]
             await move(two, headers, salary, bank, "6.00")
-            live = await stream.take(2, within=10)
-            assert [m.json["new_balance"] for m in live] == ["21.00", "-21.00"]
+            live = await stream.take(3, within=10)
+            assert summary(live) == ["balance 21.00", "balance -21.00", "networth 21.00"]
             assert int(live[0].id) > int(missed[-1].id)
             assert await stream.nothing_within(0.5)
 

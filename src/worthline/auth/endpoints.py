@@ -27,6 +27,7 @@ from worthline.auth.service import (
     create_personal_token,
     revoke_personal_token,
 )
+from worthline.eventstream.service import serialize_events
 from worthline.kit.db import utcnow
 from worthline.kit.deps import (
     Ctx,
@@ -39,6 +40,7 @@ from worthline.kit.deps import (
     auth_rate_limit,
 )
 from worthline.kit.problems import problem_responses
+from worthline.portfolio.networth import net_worth_changed
 
 router = APIRouter(tags=["auth"])
 
@@ -110,9 +112,13 @@ async def me(principal: CurrentUser) -> UserOut:
     responses=problem_responses(InvalidAccessToken, InsufficientScope),
 )
 async def update_me(body: UserPatch, principal: CurrentUser, session: Session) -> UserOut:
-    """Change the base currency that net worth is reported in."""
+    """Change the base currency that net worth is reported in. The net worth is recomputed in
+    the new currency (a `portfolio.networth.updated` event with a delta of 0 says so)."""
     user = principal.user  # loaded by this request's session, so the change is flushed with it
-    user.base_currency = body.base_currency
+    if user.base_currency != body.base_currency:
+        await serialize_events(session, user.id)
+        user.base_currency = body.base_currency
+        net_worth_changed(session, user.id)
     await session.flush()
     return UserOut.model_validate(user, from_attributes=True)
 

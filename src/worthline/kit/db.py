@@ -229,6 +229,17 @@ class Database:
 
 
 _AFTER_COMMIT = "worthline.after_commit"
+_BEFORE_COMMIT = "worthline.before_commit"
+
+
+def before_commit(
+    session: AsyncSession, key: Any, work: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    """Run `work(session)` once, just before the unit of work commits, inside its transaction
+    (so what it writes commits or rolls back with the rest). Registering the same `key` again
+    keeps the first: derived state (a user's net worth) is recomputed once per transaction
+    however many changes asked for it."""
+    session.sync_session.info.setdefault(_BEFORE_COMMIT, {}).setdefault(key, work)
 
 
 def after_commit(session: AsyncSession, item: Any) -> None:
@@ -266,11 +277,15 @@ async def unit_of_work(db: Database) -> AsyncIterator[WriteSession]:
     async with db.write_session() as session:
         try:
             yield session
+            pending = session.sync_session.info.pop(_BEFORE_COMMIT, {})
+            for work in pending.values():
+                await work(session)
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
         finally:
+            session.sync_session.info.pop(_BEFORE_COMMIT, None)
             queued = session.sync_session.info.pop(_AFTER_COMMIT, [])
     if queued and db.on_commit is not None:
         await db.on_commit([item for _, item in queued])

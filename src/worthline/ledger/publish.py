@@ -3,7 +3,8 @@
 Balances are "as of now" (value time ≤ the write's knowledge time), like an account's
 `balance` in the API. They are read set-wise after the write, in one query for all touched
 accounts; the previous balance is the new one minus what this write moved by now (or, for a
-journal import, the balances read before it).
+journal import, the balances read before it). When an Asset or Liability balance changed, the
+user's net worth is recomputed before the transaction commits (`portfolio.networth`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from worthline.eventstream.service import record
 from worthline.kit.money import from_minor
 from worthline.ledger import repository as repo
 from worthline.ledger.models import Account
+from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
 
 
 def moved_by(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict[int, int]:
@@ -41,6 +43,7 @@ _NEW_BALANCES = (
         Account.public_id,
         Account.currency,
         Account.exponent,
+        Account.account_type,
         repo.balance_bound(Account.id),
     )
     .where(
@@ -69,7 +72,8 @@ async def balances_updated(
         {"user_id": user_id, "account_ids": list(account_ids), **repo.balance_params(now)},
     )
     events = []
-    for account_id, public_id, currency, exponent, balance in rows:
+    worth_changed = False
+    for account_id, public_id, currency, exponent, account_type, balance in rows:
         new = int(balance)
         if before is not None:
             previous = before.get(account_id, 0)
@@ -85,4 +89,7 @@ async def balances_updated(
                 currency=currency,
             )
         )
+        worth_changed = worth_changed or (new != previous and account_type in NET_WORTH_TYPES)
     await record(session, events)
+    if worth_changed:
+        net_worth_changed(session, user_id)

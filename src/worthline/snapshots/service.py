@@ -3,9 +3,12 @@
 Two kinds of snapshot:
 
 - **Captured** (basis "ledger"): Worthline reads the account's ledger balance now and records
-  it. Sources: `manual_sync` (POST /sync), `account_sync` (after a journal import),
-  `scheduled_sync` (the daily capture, once per account per UTC day), `holdings_sync` (holdings
-  syncs, issue 5). An account's first snapshot of any kind is recorded as
+  it; for an account with holdings, `cash_value` is that ledger balance, `holdings_value` the
+  holdings at market value (prices and rates in force that day, converted into the account's
+  currency, what cannot be valued left out and listed in `provider_metadata.holdings.stale`),
+  and `balance` their sum. Sources: `manual_sync` (POST /sync), `account_sync` (after a
+  journal import), `scheduled_sync` (the daily capture, once per account per UTC day),
+  `holdings_sync` (holdings syncs). An account's first snapshot of any kind is recorded as
   `initial_connection`, with the source asked for kept in `provider_metadata.requested_source`.
 - **Reported** (basis "reported"): balances from outside Worthline (a bank feed, a statement),
   possibly back-filled with a past `captured_at`. These are the balance assertions that
@@ -37,6 +40,7 @@ from worthline.kit.problems import BadRequest, ValidationProblem
 from worthline.ledger import repository as ledger_repo
 from worthline.ledger.models import Account
 from worthline.ledger.service import EARLIEST, AccountNotFound
+from worthline.portfolio.valuation import HoldingsValue, holdings_values
 from worthline.snapshots import repository as repo
 from worthline.snapshots.models import (
     ACCOUNT_SYNC,
@@ -116,11 +120,18 @@ def iso_z(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _captured_row(state: LedgerState, requested: str, now: datetime) -> dict[str, Any] | None:
-    """The row of a capture from the ledger, or None when the balance is beyond what a snapshot
-    stores (logged: an automatic capture must not fail every other account for one)."""
+def _captured_row(
+    state: LedgerState, requested: str, now: datetime, holdings: HoldingsValue | None = None
+) -> dict[str, Any] | None:
+    """The row of a capture from the ledger (and the account's holdings, when it has any), or
+    None when the balance is beyond what a snapshot stores (logged: an automatic capture must
+    not fail every other account for one).
+
+    With holdings, `cash_value` is the ledger balance, `holdings_value` their market value in
+    the account's currency, and `balance` the sum of both."""
     account = state.account
-    balance = from_minor(state.balance, account.exponent)
+    cash = from_minor(state.balance, account.exponent)
+    balance = cash + holdings.value if holdings is not None else cash
     if abs(balance) > MAX_AMOUNT:
         log.warning("snapshots.balance_too_large", account_id=str(account.public_id))
         return None
@@ -135,15 +146,16 @@ def _captured_row(state: LedgerState, requested: str, now: datetime) -> dict[str
     }
     if source != requested:
         metadata["requested_source"] = requested
+    if holdings is not None:
+        metadata["holdings"] = holdings.metadata(now.date())
     return {
         "id": uuid7(),
         "account_id": account.id,
         "balance_amount": balance,
-        # No holds yet: everything booked is available.
+        # No holds: everything booked is available.
         "available_balance_amount": balance,
-        # Holdings arrive with issue 5; until then an Asset account is all cash.
-        "holdings_value_amount": None,
-        "cash_value_amount": balance if account.account_type == "Asset" else None,
+        "holdings_value_amount": holdings.value if holdings is not None else None,
+        "cash_value_amount": cash if account.account_type == "Asset" else None,
         "currency": account.currency,
         "source": source,
         "captured_at": now,
@@ -159,14 +171,20 @@ async def capture_account(
     public_id: uuid.UUID,
     source: str = MANUAL_SYNC,
     now: datetime | None = None,
+    captured_at: datetime | None = None,
 ) -> SnapshotRow:
-    """Capture one account of the caller from its ledger balance now (POST /sync)."""
+    """Capture one account of the caller from its ledger balance and holdings at `captured_at`
+    (default now: POST /sync; a holdings sync captures as of its `as_of`)."""
     check_source(source, SYNC_SOURCES)
     now = now or utcnow()
+    at = captured_at or now
     account = await _locked_account(session, user_id, public_id)
     _check_exponent(account)
-    [state] = await repo.ledger_states(session, [Account.id == account.id], now)
-    row = _captured_row(state, source, now)
+    [state] = await repo.ledger_states(session, [Account.id == account.id], at)
+    holdings = await holdings_values(session, [account], at.date())
+    row = _captured_row(state, source, at, holdings.get(account.id))
+    if row is not None:
+        row["created_at"] = now
     if row is None:
         raise _invalid(["path", "account_id"], "the balance is too large for a snapshot")
     snapshot = BalanceSnapshot(**row)
@@ -183,7 +201,12 @@ async def _capture(
     session: AsyncSession, where: list[Any], source: str, now: datetime
 ) -> list[uuid.UUID]:
     states = await repo.ledger_states(session, [*_capturable(), *where], now)
-    rows = [row for state in states if (row := _captured_row(state, source, now)) is not None]
+    holdings = await holdings_values(session, [s.account for s in states], now.date())
+    rows = [
+        row
+        for state in states
+        if (row := _captured_row(state, source, now, holdings.get(state.account.id))) is not None
+    ]
     return await repo.insert_snapshots(
         session, rows, skip_scheduled_duplicates=source == SCHEDULED_SYNC
     )

@@ -1,0 +1,1 @@
+"""Market data: assets, daily prices, market caps and FX rates (shared reference data)."""

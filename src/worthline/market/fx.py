@@ -1,0 +1,109 @@
+"""Currency conversion at the rate in force on a day: the pair's latest rate on or before it.
+
+A rate is found directly (`base → quote`), as the inverse of the opposite pair, or as a cross
+through a pivot currency (`base → USD → quote`, each leg direct or inverse). When several are
+known, the freshest wins (a cross is as old as its older leg); on a tie, direct before inverse
+before cross. Rates are exact rationals (`Fraction`): an inverse or a cross is never rounded,
+so a converted amount is rounded once, at the very end, to the target currency's places.
+There is no fallback rate: a pair with no rate on or before the day converts to nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from fractions import Fraction
+
+DEFAULT_PIVOTS = ("USD", "EUR")
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+"""Never rounds: the default context's 28 digits would round a large value a second time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """`1 base = value quote`, as known on `as_of` (the oldest rate it was derived from)."""
+
+    base: str
+    quote: str
+    value: Fraction
+    as_of: date | None
+    via: str  # "identity", "direct", "inverse" or "cross:<pivot>"
+
+    def convert(self, amount: Decimal | Fraction | int) -> Fraction:
+        return Fraction(amount) * self.value
+
+
+IDENTITY_DATE = None
+
+
+class FxTable:
+    """The rates of a few pairs over a period, as loaded in one query (`market.repository`)."""
+
+    def __init__(
+        self,
+        rows: Iterable[tuple[str, str, date, Decimal]],
+        pivots: Iterable[str] = DEFAULT_PIVOTS,
+    ) -> None:
+        series: dict[tuple[str, str], list[tuple[date, Decimal]]] = {}
+        for base, quote, day, rate in rows:
+            series.setdefault((base, quote), []).append((day, rate))
+        self._dates: dict[tuple[str, str], list[date]] = {}
+        self._rates: dict[tuple[str, str], list[Decimal]] = {}
+        for pair, points in series.items():
+            points.sort()
+            self._dates[pair] = [d for d, _ in points]
+            self._rates[pair] = [r for _, r in points]
+        self.pivots = tuple(pivots)
+
+    def _latest(self, base: str, quote: str, day: date) -> tuple[date, Decimal] | None:
+        dates = self._dates.get((base, quote))
+        if not dates:
+            return None
+        i = bisect.bisect_right(dates, day)
+        if i == 0:
+            return None
+        return dates[i - 1], self._rates[(base, quote)][i - 1]
+
+    def _leg(self, base: str, quote: str, day: date) -> tuple[Fraction, date, str] | None:
+        direct = self._latest(base, quote, day)
+        inverse = self._latest(quote, base, day)
+        if direct is not None and (inverse is None or direct[0] >= inverse[0]):
+            return Fraction(direct[1]), direct[0], "direct"
+        if inverse is not None:
+            return 1 / Fraction(inverse[1]), inverse[0], "inverse"
+        return None
+
+    def rate(self, base: str, quote: str, day: date) -> Rate | None:
+        """The rate in force on `day`, or None when no rate (direct, inverse, cross) is known."""
+        if base == quote:
+            return Rate(base, quote, Fraction(1), IDENTITY_DATE, "identity")
+        best: Rate | None = None
+        leg = self._leg(base, quote, day)
+        if leg is not None:
+            best = Rate(base, quote, leg[0], leg[1], leg[2])
+        for pivot in self.pivots:
+            if pivot in (base, quote):
+                continue
+            first = self._leg(base, pivot, day)
+            second = self._leg(pivot, quote, day) if first is not None else None
+            if first is None or second is None:
+                continue
+            as_of = min(first[1], second[1])
+            if best is None or (best.as_of is not None and as_of > best.as_of):
+                best = Rate(base, quote, first[0] * second[0], as_of, f"cross:{pivot}")
+        return best
+
+
+def round_to(value: Fraction, places: int) -> Decimal:
+    """An exact rational rounded half-to-even to `places` decimals (the one rounding step)."""
+    whole = round(value * Fraction(10) ** places)  # Fraction rounds half to even, exactly
+    return Decimal(whole).scaleb(-places, _EXACT)
+
+
+def rate_decimal(value: Fraction, places: int = 10) -> Decimal:
+    """A rate for display: exact when it terminates within `places`, else rounded half-even
+    (once, from the exact rational; trailing zeros dropped)."""
+    return round_to(value, places).normalize(_EXACT)

@@ -1,0 +1,147 @@
+"""Market data queries: bulk upserts and "in force on a day" lookups, on both engines."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, and_, func, select, tuple_, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worthline.market.fx import DEFAULT_PIVOTS, FxTable
+from worthline.market.models import Asset, FxRate, MarketCap, Price
+
+CHUNK = 2_000  # rows per statement: inside both engines' bound-parameter limits
+
+
+async def upsert(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+) -> int:
+    """Insert `rows`, replacing the non-key columns of rows whose `keys` already exist.
+    One statement per 2,000 rows. Returns the number of rows written."""
+    if not rows:
+        return 0
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    columns = list(rows[0])
+    for start in range(0, len(rows), CHUNK):
+        statement = dialect.insert(table).values(list(rows[start : start + CHUNK]))
+        updates = {c: statement.excluded[c] for c in columns if c not in keys}
+        statement = (
+            statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
+            if updates
+            else statement.on_conflict_do_nothing(index_elements=list(keys))
+        )
+        await session.execute(statement)
+    return len(rows)
+
+
+async def insert_missing(
+    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert `rows` whose `keys` do not exist yet; existing rows stay as they are."""
+    if not rows:
+        return
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    for start in range(0, len(rows), CHUNK):
+        statement = dialect.insert(table).values(list(rows[start : start + CHUNK]))
+        await session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))
+
+
+async def assets_by_symbol(session: AsyncSession, symbols: Collection[str]) -> dict[str, Asset]:
+    if not symbols:
+        return {}
+    found = await session.scalars(select(Asset).where(Asset.symbol.in_(list(symbols))))
+    return {asset.symbol: asset for asset in found}
+
+
+async def asset(session: AsyncSession, symbol: str) -> Asset | None:
+    return await session.scalar(select(Asset).where(Asset.symbol == symbol))
+
+
+async def prices_between(
+    session: AsyncSession, asset_id: int, start: date | None, end: date | None
+) -> list[Price]:
+    query = select(Price).where(Price.asset_id == asset_id).order_by(Price.price_date)
+    if start is not None:
+        query = query.where(Price.price_date >= start)
+    if end is not None:
+        query = query.where(Price.price_date <= end)
+    return list(await session.scalars(query))
+
+
+async def market_caps_between(
+    session: AsyncSession, asset_id: int, start: date | None, end: date | None
+) -> list[MarketCap]:
+    query = select(MarketCap).where(MarketCap.asset_id == asset_id).order_by(MarketCap.cap_date)
+    if start is not None:
+        query = query.where(MarketCap.cap_date >= start)
+    if end is not None:
+        query = query.where(MarketCap.cap_date <= end)
+    return list(await session.scalars(query))
+
+
+async def latest_prices(
+    session: AsyncSession, asset_ids: Collection[int], day: date
+) -> dict[int, tuple[date, Decimal]]:
+    """Each asset's close on the latest date on or before `day` (one query, by the primary
+    key's (asset, date) order)."""
+    if not asset_ids:
+        return {}
+    latest = (
+        select(Price.asset_id, func.max(Price.price_date).label("price_date"))
+        .where(Price.asset_id.in_(list(asset_ids)), Price.price_date <= day)
+        .group_by(Price.asset_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Price.asset_id, Price.price_date, Price.close).join(
+            latest,
+            and_(Price.asset_id == latest.c.asset_id, Price.price_date == latest.c.price_date),
+        )
+    )
+    return {asset_id: (day_, close) for asset_id, day_, close in rows}
+
+
+def _pairs(currencies: Iterable[str], pivots: Iterable[str]) -> list[tuple[str, str]]:
+    every = sorted(set(currencies) | set(pivots))
+    return [(a, b) for a in every for b in every if a != b]
+
+
+async def fx_table(
+    session: AsyncSession,
+    currencies: Iterable[str],
+    start: date,
+    end: date,
+    pivots: Sequence[str] = DEFAULT_PIVOTS,
+) -> FxTable:
+    """Every rate between `currencies` (and the pivots) that can be in force from `start` to
+    `end`: those dated inside the period and each pair's latest before it, in one query."""
+    pairs = _pairs(currencies, pivots)
+    if not pairs:
+        return FxTable([], pivots)
+    pair = tuple_(FxRate.base, FxRate.quote).in_(pairs)
+    before = (
+        select(FxRate.base, FxRate.quote, func.max(FxRate.rate_date).label("rate_date"))
+        .where(pair, FxRate.rate_date < start)
+        .group_by(FxRate.base, FxRate.quote)
+        .subquery()
+    )
+    opening = select(FxRate.base, FxRate.quote, FxRate.rate_date, FxRate.rate).join(
+        before,
+        and_(
+            FxRate.base == before.c.base,
+            FxRate.quote == before.c.quote,
+            FxRate.rate_date == before.c.rate_date,
+        ),
+    )
+    inside = select(FxRate.base, FxRate.quote, FxRate.rate_date, FxRate.rate).where(
+        pair, FxRate.rate_date >= start, FxRate.rate_date <= end
+    )
+    rows = await session.execute(union_all(opening, inside))
+    return FxTable(((b, q, d, r) for b, q, d, r in rows), pivots)

@@ -1,0 +1,1 @@
+"""A user's portfolio: holdings per account and net worth in a chosen currency."""
