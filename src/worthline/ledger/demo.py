@@ -1,5 +1,6 @@
 """A realistic household ledger for a newcomer to look at: a few years of salary, bills,
-groceries on a credit card, a mortgage, interest-bearing savings and some US dollars.
+groceries on a credit card, a mortgage, interest-bearing savings and some US dollars, plus a
+stocks-and-shares ISA with quarterly holdings syncs, daily prices and USD/GBP rates.
 
 It is generated as `.goluca` journal text (deterministic: the same seed gives the same file)
 and loaded through the ordinary journal import, then interest is run up to yesterday.
@@ -40,6 +41,8 @@ option operating-currency GBP
 {start} open Asset:Bank:Current:USD USD
   name: Dollar account
 {start} open Liability:CreditCard:Visa GBP
+{start} open Asset:Property:Home GBP
+  name: Home (at purchase price)
 {start} open Liability:Mortgage:Home GBP
   interest-rate: 0.0399
   name: Repayment mortgage
@@ -79,6 +82,7 @@ def _chunks(start: date, end: date, seed: int) -> Iterator[str]:
         "Opening balances",
         ("Equity:Opening:Balances", "Current", 245_000, "GBP"),
         ("Equity:Opening:Balances", "Asset:Bank:Savings:Easy", 1_200_000, "GBP"),
+        ("Equity:Opening:Balances", "Asset:Property:Home", 31_000_000, "GBP"),
         ("Liability:Mortgage:Home", "Equity:Opening:Balances", 23_500_000, "GBP"),
     )
     yield tx(
@@ -180,4 +184,9 @@ async def load_demo(session: AsyncSession, auth: Auth, years: int = 4) -> DemoUs
     user = await auth.register(session, DEMO_EMAIL, password, "GBP", now)
     result = await import_journal(session, user.id, journal(start, end))
     await run_interest(session, user.id, start, end)
+    # Investments and market data (daily prices and USD/GBP rates) live in the portfolio
+    # domain, which builds on the ledger: imported here, where the demo composes both.
+    from worthline.portfolio.demo import load_investments
+
+    await load_investments(session, user.id, start, end)
     return DemoUser(DEMO_EMAIL, password, user.id, result.movements_recorded)

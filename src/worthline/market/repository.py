@@ -122,9 +122,10 @@ async def fx_table(
 ) -> FxTable:
     """Every rate between `currencies` (and the pivots) that can be in force from `start` to
     `end`: those dated inside the period and each pair's latest before it, in one query."""
+    currencies = set(currencies)
+    if len(currencies) < 2:
+        return FxTable([], pivots)  # one currency converts to itself: nothing to read
     pairs = _pairs(currencies, pivots)
-    if not pairs:
-        return FxTable([], pivots)
     pair = tuple_(FxRate.base, FxRate.quote).in_(pairs)
     before = (
         select(FxRate.base, FxRate.quote, func.max(FxRate.rate_date).label("rate_date"))

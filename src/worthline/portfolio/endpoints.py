@@ -107,7 +107,7 @@ async def list_holdings(
     )
     if not include_inactive:
         query = query.where(Holding.is_active.is_(True))
-    rows = list((await session.execute(query)).tuples())
+    rows = [(holding, asset) for holding, asset in await session.execute(query)]
     today = utcnow().date()
     priced = await price_positions(
         session,
