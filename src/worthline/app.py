@@ -21,6 +21,7 @@ from worthline.kit.middleware import RequestContextMiddleware
 from worthline.kit.problems import install_problem_handlers
 from worthline.ledger.endpoints import router as ledger_router
 from worthline.ledger.journal_endpoints import router as journal_router
+from worthline.market.endpoints import router as market_router
 from worthline.portfolio.endpoints import router as portfolio_router
 from worthline.snapshots.endpoints import router as snapshots_router
 from worthline.snapshots.tasks import daily_capture
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(events_router, prefix=API_PREFIX)
     app.include_router(snapshots_router, prefix=API_PREFIX)
     app.include_router(portfolio_router, prefix=API_PREFIX)
+    app.include_router(market_router, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

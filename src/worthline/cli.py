@@ -12,6 +12,7 @@ from rich.console import Console
 
 from worthline.eventstream.cli import events_app
 from worthline.kit.config import Settings
+from worthline.market.cli import fx_app, prices_app
 
 app = typer.Typer(
     help="Worthline: what your accounts and portfolios are worth, over time.", no_args_is_help=True
@@ -29,6 +30,8 @@ app.add_typer(interest_app, name="interest")
 app.add_typer(demo_app, name="demo")
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(events_app, name="events")
+app.add_typer(prices_app, name="prices")
+app.add_typer(fx_app, name="fx")
 console = Console(stderr=True, emoji=False)  # ":Bank:" in a path is not an emoji
 
 

@@ -50,7 +50,7 @@ async def test_document_is_openapi_3_1(document):
 async def test_every_route_is_listed(app, document):
     operations = _operations(document)
     expected = {
-        (method.lower(), context.path)
+        (method.lower(), context.path_format)
         for context in iter_route_contexts(app.routes)
         if isinstance(context.original_route, APIRoute) and context.include_in_schema
         for method in context.methods

@@ -17,27 +17,31 @@ from worthline.market.models import Asset, FxRate, MarketCap, Price
 CHUNK = 2_000  # rows per statement: inside both engines' bound-parameter limits
 
 
+def _upsert_statement(
+    session: AsyncSession, table: Table, columns: Sequence[str], keys: Sequence[str], replace: bool
+) -> Any:
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    updates = {c: statement.excluded[c] for c in columns if c not in keys}
+    if replace and updates:
+        return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    return statement.on_conflict_do_nothing(index_elements=list(keys))
+
+
 async def upsert(
     session: AsyncSession,
     table: Table,
     rows: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
 ) -> int:
-    """Insert `rows`, replacing the non-key columns of rows whose `keys` already exist.
-    One statement per 2,000 rows. Returns the number of rows written."""
+    """Insert `rows`, replacing the non-key columns of rows whose `keys` already exist: one
+    statement, executed for 2,000 rows at a time (an executemany the driver batches). Every
+    row has the same columns. Returns the number of rows written."""
     if not rows:
         return 0
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    columns = list(rows[0])
+    statement = _upsert_statement(session, table, list(rows[0]), keys, replace=True)
     for start in range(0, len(rows), CHUNK):
-        statement = dialect.insert(table).values(list(rows[start : start + CHUNK]))
-        updates = {c: statement.excluded[c] for c in columns if c not in keys}
-        statement = (
-            statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
-            if updates
-            else statement.on_conflict_do_nothing(index_elements=list(keys))
-        )
-        await session.execute(statement)
+        await session.execute(statement, list(rows[start : start + CHUNK]))
     return len(rows)
 
 
@@ -47,10 +51,9 @@ async def insert_missing(
     """Insert `rows` whose `keys` do not exist yet; existing rows stay as they are."""
     if not rows:
         return
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    statement = _upsert_statement(session, table, list(rows[0]), keys, replace=False)
     for start in range(0, len(rows), CHUNK):
-        statement = dialect.insert(table).values(list(rows[start : start + CHUNK]))
-        await session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))
+        await session.execute(statement, list(rows[start : start + CHUNK]))
 
 
 async def assets_by_symbol(session: AsyncSession, symbols: Collection[str]) -> dict[str, Asset]:
