@@ -192,31 +192,29 @@ async def sync_holdings(
                 )
             )
             created += 1
-        elif (
-            not holding.is_active
-            or holding.quantity != item.quantity
-            or (item.cost_basis is not None and holding.cost_basis != item.cost_basis)
-        ):
+        else:
+            holding.as_of = as_of
+            changed = (
+                not holding.is_active
+                or holding.quantity != item.quantity
+                or (item.cost_basis is not None and holding.cost_basis != item.cost_basis)
+            )
+            if not changed:
+                continue
             holding.quantity = item.quantity
             if item.cost_basis is not None:  # not reported: kept as it was
                 holding.cost_basis = item.cost_basis
             holding.is_active = True
             holding.updated_at = now
             updated += 1
-        else:
-            holding.as_of = as_of
-            continue
-        holding_quantity = item.quantity
         history.append(
             {
                 "account_id": account.id,
                 "asset_id": asset.id,
                 "effective_date": day,
-                "quantity": holding_quantity,
+                "quantity": item.quantity,
             }
         )
-        if holding is not None:
-            holding.as_of = as_of
     for asset_id, holding in existing.items():
         if holding.is_active and asset_id not in listed:
             holding.is_active = False
