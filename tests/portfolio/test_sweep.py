@@ -7,11 +7,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from worthline.market.fx import FxTable, round_to
-from worthline.portfolio.networth import _sweep, points
+from worthline.portfolio.networth import _sweep, epoch_day, points
 from worthline.portfolio.valuation import is_stale
 
 START = date(2026, 1, 1)
@@ -78,6 +78,14 @@ def brute(dates, changes, qty_changes, price_rows, fx, target):
     interval=st.sampled_from(["day", "week", "month"]),
     target=st.sampled_from(CURRENCIES),
 )
+@example(  # the 7-day boundary: a price 7 days old is fresh, 8 days old is stale
+    changes=[],
+    qty_changes=[(START, 1, Decimal(1))],
+    price_rows={(START, 1): Decimal(10), (START + timedelta(days=9), 1): Decimal(11)},
+    rates={},
+    interval="day",
+    target="GBP",
+)
 def test_the_sweep_equals_valuing_every_point_from_scratch(
     changes, qty_changes, price_rows, rates, interval, target
 ):
@@ -91,7 +99,12 @@ def test_the_sweep_equals_valuing_every_point_from_scratch(
     prices = [(day, asset_id, close) for (day, asset_id), close in price_rows.items()]
     fx = FxTable([(b, q, day, r) for (day, (b, q)), r in rates.items()], ("USD",))
     dates = points(START, START + timedelta(days=30), interval)
-    swept = _sweep(dates, list(changes), list(kept), list(prices), ASSETS, fx, target)
+    series: dict[int, tuple[list[int], list[int]]] = {}
+    for day, asset_id, close in sorted(prices):
+        days, closes = series.setdefault(asset_id, ([], []))
+        days.append(epoch_day(day))
+        closes.append(int(close.scaleb(8)))
+    swept = _sweep(dates, list(changes), list(kept), series, ASSETS, fx, target)
     assert [(p.day, p.net_worth, p.stale) for p in swept] == brute(
         dates, changes, kept, prices, fx, target
     )

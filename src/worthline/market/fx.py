@@ -51,14 +51,14 @@ class FxTable:
         for base, quote, day, rate in rows:
             series.setdefault((base, quote), []).append((day, rate))
         self._dates: dict[tuple[str, str], list[date]] = {}
-        self._rates: dict[tuple[str, str], list[Decimal]] = {}
+        self._rates: dict[tuple[str, str], list[Fraction]] = {}
         for pair, points in series.items():
             points.sort()
             self._dates[pair] = [d for d, _ in points]
-            self._rates[pair] = [r for _, r in points]
+            self._rates[pair] = [Fraction(r) for _, r in points]  # converted once
         self.pivots = tuple(pivots)
 
-    def _latest(self, base: str, quote: str, day: date) -> tuple[date, Decimal] | None:
+    def _latest(self, base: str, quote: str, day: date) -> tuple[date, Fraction] | None:
         dates = self._dates.get((base, quote))
         if not dates:
             return None
@@ -71,9 +71,9 @@ class FxTable:
         direct = self._latest(base, quote, day)
         inverse = self._latest(quote, base, day)
         if direct is not None and (inverse is None or direct[0] >= inverse[0]):
-            return Fraction(direct[1]), direct[0], "direct"
+            return direct[1], direct[0], "direct"
         if inverse is not None:
-            return 1 / Fraction(inverse[1]), inverse[0], "inverse"
+            return 1 / inverse[1], inverse[0], "inverse"
         return None
 
     def rate(self, base: str, quote: str, day: date) -> Rate | None:

@@ -12,7 +12,8 @@ day costs what changed on it, not what is held.
 
 from __future__ import annotations
 
-import heapq
+import bisect
+import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Date, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth.models import User
@@ -33,11 +34,9 @@ from worthline.ledger import repository as ledger_repo
 from worthline.ledger.models import Account, BalanceLive
 from worthline.market import repository as market_repo
 from worthline.market.fx import DEFAULT_PIVOTS, FxTable, round_to
-from worthline.market.models import Asset, Price
+from worthline.market.models import PRICE_SCALE, Asset
 from worthline.portfolio.models import HoldingHistory, NetWorthState
 from worthline.portfolio.valuation import (
-    STALE_AFTER,
-    WIDE,
     Converted,
     Flag,
     add,
@@ -291,107 +290,178 @@ async def history(
             select(Asset.id, Asset.symbol, Asset.currency).where(Asset.id.in_(asset_ids))
         ):
             assets[asset_id] = (symbol, asset_currency)
-    # 4. prices in force from `start` on: the latest before it and every one inside
-    price_rows: list[tuple[date, int, Decimal]] = []
+    # 4. prices in force from `start` on: each held asset's last before it and every one
+    #    inside, as two comma-joined lists per asset (epoch days, closes × 10⁸) so that half a
+    #    million prices cross from the database as a few hundred rows
+    series: dict[int, tuple[list[int], list[int]]] = {}
     if asset_ids:
         opening = await market_repo.latest_prices(session, asset_ids, start - timedelta(days=1))
-        price_rows = [(day, a, close) for a, (day, close) in opening.items()]
-        price_rows += [
-            (day, a, close)
-            for a, day, close in await session.execute(
-                select(Price.asset_id, Price.price_date, Price.close).where(
-                    Price.asset_id.in_(asset_ids),
-                    Price.price_date >= start,
-                    Price.price_date <= end,
-                )
-            )
-        ]
+        for asset_id, (day, close) in opening.items():
+            series[asset_id] = ([epoch_day(day)], [int(close.scaleb(PRICE_SCALE))])
+        statement = _SERIES[session.bind.dialect.name]
+        for asset_id, days_text, closes_text in await session.execute(
+            statement, {"ids": asset_ids, "start": start, "end": end}
+        ):
+            days = list(map(int, days_text.split(",")))
+            closes = list(map(int, closes_text.split(",")))
+            if any(a >= b for a, b in itertools.pairwise(days)):
+                days, closes = map(list, zip(*sorted(zip(days, closes, strict=True)), strict=True))
+            before = series.get(asset_id, ([], []))
+            series[asset_id] = (before[0] + days, before[1] + closes)
     # 5. rates
     currencies = {c for _, c, _ in changes} | {c for _, c in assets.values()} | {currency}
     fx = await market_repo.fx_table(session, currencies, start, end, pivots)
-    return _sweep(dates, changes, qty_changes, price_rows, assets, fx, currency)
+    return _sweep(dates, changes, qty_changes, series, assets, fx, currency)
+
+
+EPOCH = date(1970, 1, 1).toordinal()
+VALUE_SCALE = 2 * PRICE_SCALE
+"""Market values are exact integers in units of 10⁻¹⁶ (a quantity's 8 decimals times a
+price's 8); cash is brought to the same scale."""
+
+
+NEVER = -(10**9)
+"""The epoch day of a price that does not exist: older than any, so always flagged."""
+
+
+def epoch_day(day: date) -> int:
+    return day.toordinal() - EPOCH
+
+
+_SERIES = {
+    "sqlite": text(
+        # Rows reach GROUP BY in primary-key order, so each list is in date order (checked
+        # anyway: SQLite before 3.44 cannot say ORDER BY inside an aggregate).
+        "SELECT asset_id,"
+        " group_concat(CAST(strftime('%s', price_date) AS INTEGER) / 86400),"
+        " group_concat(close)"
+        " FROM (SELECT asset_id, price_date, close FROM asset_prices"
+        "       WHERE asset_id IN :ids"
+        "         AND price_date >= :start AND price_date <= :end"
+        "       ORDER BY asset_id, price_date)"
+        " GROUP BY asset_id"
+    ),
+    "postgresql": text(
+        "SELECT asset_id,"
+        " string_agg((price_date - DATE '1970-01-01')::text, ',' ORDER BY price_date),"
+        " string_agg(trunc(close * 100000000)::text, ',' ORDER BY price_date)"
+        " FROM asset_prices"
+        " WHERE asset_id IN :ids AND price_date >= :start AND price_date <= :end"
+        " GROUP BY asset_id"
+    ),
+}
+_SERIES = {
+    name: statement.bindparams(
+        bindparam("ids", expanding=True),
+        bindparam("start", type_=Date),
+        bindparam("end", type_=Date),
+    )
+    for name, statement in _SERIES.items()
+}
 
 
 def _sweep(
     dates: list[date],
     changes: list[tuple[date, str, Decimal]],
     qty_changes: list[tuple[date, int, Decimal]],
-    price_rows: list[tuple[date, int, Decimal]],
+    series: dict[int, tuple[list[int], list[int]]],
     assets: dict[int, tuple[str, str]],
     fx: FxTable,
     target: str,
 ) -> list[Point]:
-    """Walk the days once, applying each change when its day is reached, and value the totals
-    at every point. Exact throughout; each point is rounded once."""
-    changes.sort(key=lambda c: c[0])
-    qty_changes.sort(key=lambda c: c[0])
-    price_rows.sort(key=lambda c: c[0])
-    cash: dict[str, Decimal] = {}
-    held: dict[str, Decimal] = {}  # market value of priced holdings, per asset currency
-    quantity: dict[int, Decimal] = {}
-    price: dict[int, Decimal] = {}
-    price_day: dict[int, date] = {}
-    ageing: list[tuple[date, int]] = []  # (price date, asset) of held assets, oldest first
-    stale_prices: set[int] = set()
-    unpriced: set[int] = set()  # held without any price yet
-    i = j = k = 0
+    """Value every point of the series exactly, in time linear in what changed.
+
+    Per currency, an array holds how much the total changed on each day of the range (index 0
+    also takes everything before it): cash changes as they come, and for each asset, the
+    change of `quantity × price` wherever either moved. A running sum then gives each day's
+    total per currency, converted at that day's rate. Integers throughout (10⁻¹⁶ units); a
+    point is rounded once. Held assets whose price is missing or older than 7 days flag the
+    days they affect."""
+    first, last = epoch_day(dates[0]), epoch_day(dates[-1])
+    width = last - first + 1
+    arrays: dict[str, list[int]] = {}
+    flagged: dict[int, set[str]] = {}
+
+    def array(currency: str) -> list[int]:
+        if currency not in arrays:
+            arrays[currency] = [0] * width
+        return arrays[currency]
+
+    def flag(since: int, until: int, key: str) -> None:
+        """Flag the days [since, until) that lie in the range."""
+        for day in range(max(since, first), min(until, last + 1)):
+            flagged.setdefault(day - first, set()).add(key)
+
+    for day, cur, amount in changes:
+        index = max(epoch_day(day) - first, 0)
+        if index < width:
+            array(cur)[index] += int(amount.scaleb(VALUE_SCALE))
+
+    steps: dict[int, dict[int, int]] = {}
+    for day, asset_id, delta in qty_changes:
+        per_day = steps.setdefault(asset_id, {})
+        key = epoch_day(day)
+        per_day[key] = per_day.get(key, 0) + int(delta.scaleb(PRICE_SCALE))
+    end = last + 1
+    for asset_id, per_day in steps.items():
+        symbol, cur = assets[asset_id]
+        values = array(cur)
+        key = f"price:{symbol}"
+        days, closes = series.get(asset_id, ([], []))
+        qty_days = sorted(per_day)
+        running, quantities = 0, []
+        for day in qty_days:
+            running += per_day[day]
+            quantities.append(running)
+        value = 0  # quantity × the price in force, as added to `values` so far
+        close: int | None = None  # the price in force
+        close_day = 0
+        j = 0  # the next price not yet applied
+        for since, until, qty in zip(qty_days, [*qty_days[1:], end], quantities, strict=True):
+            if since > last:
+                break
+            k = bisect.bisect_left(days, since, j)  # prices before the period: only in force
+            if k > j:
+                close, close_day, j = closes[k - 1], days[k - 1], k
+            new = qty * close if close is not None else 0
+            values[since - first if since > first else 0] += new - value
+            value = new
+            until = min(until, end)
+            k = bisect.bisect_left(days, until, j)  # prices inside the period
+            if qty:
+                # A day is flagged when the price in force is over 7 days old, or missing
+                # (as if priced long ago): one comparison per price.
+                previous = close_day if close is not None else NEVER
+                for day, price in zip(days[j:k], closes[j:k], strict=True):
+                    if day - previous > 8:
+                        flag(max(previous + 8, since), day, key)
+                    new = qty * price
+                    values[day - first if day > first else 0] += new - value
+                    value = new
+                    previous = day
+                if until - previous > 8:
+                    flag(max(previous + 8, since), until, key)
+            if k > j:
+                close, close_day, j = closes[k - 1], days[k - 1], k
+
+    scale = 10**VALUE_SCALE
+    totals = {cur: list(itertools.accumulate(values)) for cur, values in arrays.items()}
     out: list[Point] = []
     target_places = places(target)
-
-    def revalue(asset_id: int, new_qty: Decimal, new_price: Decimal | None) -> None:
-        cur = assets[asset_id][1]
-        old_price = price.get(asset_id)
-        old_qty = quantity.get(asset_id, Decimal(0))
-        old = WIDE.multiply(old_qty, old_price) if old_price is not None else Decimal(0)
-        new = WIDE.multiply(new_qty, new_price) if new_price is not None else Decimal(0)
-        if old != new:
-            held[cur] = WIDE.add(held.get(cur, Decimal(0)), new - old)
-
     for point in dates:
-        while i < len(changes) and changes[i][0] <= point:
-            _, cur, amount = changes[i]
-            cash[cur] = WIDE.add(cash.get(cur, Decimal(0)), amount)
-            i += 1
-        while j < len(qty_changes) and qty_changes[j][0] <= point:
-            _, asset_id, delta = qty_changes[j]
-            new_qty = WIDE.add(quantity.get(asset_id, Decimal(0)), delta)
-            revalue(asset_id, new_qty, price.get(asset_id))
-            quantity[asset_id] = new_qty
-            if new_qty == 0:
-                stale_prices.discard(asset_id)
-                unpriced.discard(asset_id)
-            elif asset_id in price_day:
-                heapq.heappush(ageing, (price_day[asset_id], asset_id))
-            else:
-                unpriced.add(asset_id)
-            j += 1
-        while k < len(price_rows) and price_rows[k][0] <= point:
-            day, asset_id, close = price_rows[k]
-            revalue(asset_id, quantity.get(asset_id, Decimal(0)), close)
-            price[asset_id] = close
-            price_day[asset_id] = day
-            stale_prices.discard(asset_id)
-            unpriced.discard(asset_id)
-            if quantity.get(asset_id):
-                heapq.heappush(ageing, (day, asset_id))
-            k += 1
-        horizon = point - STALE_AFTER
-        while ageing and ageing[0][0] < horizon:
-            day, asset_id = heapq.heappop(ageing)
-            if quantity.get(asset_id) and price_day.get(asset_id) == day:
-                stale_prices.add(asset_id)
-        flags = [f"price:{assets[a][0]}" for a in (*stale_prices, *unpriced)]
-        total = Fraction(0)
-        for cur in sorted(set(cash) | set(held)):
-            amount = WIDE.add(cash.get(cur, Decimal(0)), held.get(cur, Decimal(0)))
+        index = epoch_day(point) - first
+        flags = set(flagged.get(index, ()))
+        numerator = Fraction(0)
+        for cur, running in totals.items():
+            amount = running[index]
             if amount == 0:
                 continue
             rate = fx.rate(cur, target, point)
             if rate is None:
-                flags.append(f"fx:{cur}/{target}")
+                flags.add(f"fx:{cur}/{target}")
                 continue
             if is_stale(rate.as_of, point):
-                flags.append(f"fx:{cur}/{target}")
-            total += rate.convert(amount)
-        out.append(Point(point, round_to(total, target_places), sorted(flags)))
+                flags.add(f"fx:{cur}/{target}")
+            numerator += amount * rate.value
+        out.append(Point(point, round_to(numerator / scale, target_places), sorted(flags)))
     return out
