@@ -223,3 +223,20 @@ async def test_bad_syncs_store_nothing(client, auth, ctx, db):
     )
     assert conflict["type"].endswith("/holdings-sync-out-of-order")
     assert await _stored(db) == stored
+
+
+async def test_deleting_an_account_with_holdings_restates_net_worth(client, auth, ctx, published):
+    headers = auth["headers"]
+    user_id = await _me(client, headers)
+    broker = await account(client, headers, "Asset:Broker", "GBP")
+    await asset(ctx, "VWRL", "GBP", {YESTERDAY: "100.00"})
+    await sync(client, headers, broker, [{"symbol": "VWRL", "quantity": "3"}])
+    published.clear()
+    response = await client.delete(f"/accounts/{broker['id']}", headers=headers)
+    assert response.status_code == 204
+    assert [r.event for r in published] == [
+        PortfolioNetWorthRecalculated(
+            user_id, Decimal("300.00"), Decimal("0.00"), Decimal("-300.00"), "GBP", 0
+        )
+    ]
+    assert await _stored(ctx.db) == (0, 0)  # holdings and their history went with it

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.eventstream.service import serialize_events
+from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
 from worthline.kit.currency import is_currency, minor_unit
 from worthline.kit.db import utcnow, with_retry
 from worthline.kit.ids import uuid7
@@ -136,6 +137,9 @@ async def create_account(
 
 
 async def delete_account(session: AsyncSession, user_id: uuid.UUID, public_id: uuid.UUID) -> None:
+    """Delete an account no movement touches; its holdings and snapshots go with it (and the
+    user's net worth is recomputed when it counted there)."""
+    await serialize_events(session, user_id)  # the net-worth event may follow
     account = await repo.account(session, user_id, public_id)
     if account is None:
         raise AccountNotFound(public_id)
@@ -143,6 +147,8 @@ async def delete_account(session: AsyncSession, user_id: uuid.UUID, public_id: u
         raise AccountInUse("Movements touch this account; it cannot be deleted")
     await session.delete(account)
     await session.flush()
+    if account.account_type in NET_WORTH_TYPES:
+        net_worth_changed(session, user_id)
 
 
 def check_value_time(value_time: datetime, loc: Sequence[str | int]) -> datetime:
