@@ -240,3 +240,41 @@ async def test_deleting_an_account_with_holdings_restates_net_worth(client, auth
         )
     ]
     assert await _stored(ctx.db) == (0, 0)  # holdings and their history went with it
+
+
+async def test_new_prices_and_rates_move_the_holders_net_worth(client, auth, ctx, published):
+    from conftest import register_and_login
+
+    headers = auth["headers"]
+    user_id = await _me(client, headers)
+    broker = await account(client, headers, "Asset:Broker", "USD")
+    await asset(ctx, "AAPL", "USD", {YESTERDAY: "100"})
+    await rates(ctx, (YESTERDAY, "USD", "GBP", "0.8"))
+    await sync(client, headers, broker, [{"symbol": "AAPL", "quantity": "2"}])  # 160.00 GBP
+    other = await register_and_login(client, "bob@example.com")  # holds nothing
+    await account(client, other["headers"], "Asset:Bank")
+    published.clear()
+
+    response = await client.put(
+        "/assets/AAPL/prices",
+        json={"prices": [{"date": TODAY.isoformat(), "close": "110"}]},
+        headers=other["headers"],  # anyone may write market data; only holders are moved
+    )
+    assert response.status_code == 200, response.text
+    assert [r.event for r in published] == [
+        PortfolioNetWorthRecalculated(
+            user_id, Decimal("160.00"), Decimal("176.00"), Decimal("16.00"), "GBP", 1
+        )
+    ]
+    published.clear()
+    response = await client.put(
+        "/fx-rates",
+        json={"rates": [{"date": TODAY.isoformat(), "base": "GBP", "quote": "USD", "rate": "1"}]},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    assert [r.event for r in published] == [  # today's inverse rate is the freshest: 1
+        PortfolioNetWorthRecalculated(
+            user_id, Decimal("176.00"), Decimal("220.00"), Decimal("44.00"), "GBP", 1
+        )
+    ]

@@ -150,6 +150,9 @@ async def import_prices(
                 raise _at_line(exc, lines) from exc
             imported.add(asset.id)
         progress(total)
+    from worthline.portfolio.networth import market_moved
+
+    await market_moved(session, asset_ids=sorted(imported))
     return total, len(imported)
 
 
@@ -180,6 +183,9 @@ async def import_fx_rates(
         except InvalidMarketData as exc:
             raise _at_line(exc, lines) from exc
         progress(total)
+    from worthline.portfolio.networth import market_moved
+
+    await market_moved(session, fx=total > 0)
     return total
 
 

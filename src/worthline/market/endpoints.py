@@ -49,6 +49,7 @@ from worthline.market.service import (
     PriceIn,
     RateNotFound,
 )
+from worthline.portfolio import networth
 
 router = APIRouter(tags=["market data"])
 AUTH = (InvalidAccessToken, InsufficientScope)
@@ -109,7 +110,9 @@ async def upsert_prices(
     null. All or nothing."""
     asset = await service.get_asset(session, symbol)
     rows = [PriceIn(p.date, p.close, p.open, p.high, p.low, p.volume) for p in body.prices]
-    return Upserted(upserted=await service.upsert_prices(session, asset, rows))
+    upserted = await service.upsert_prices(session, asset, rows)
+    await networth.market_moved(session, asset_ids=[asset.id])
+    return Upserted(upserted=upserted)
 
 
 @router.get(
@@ -185,7 +188,9 @@ async def upsert_fx_rates(body: FxRatesIn, principal: CurrentUser, session: Sess
     """Insert or replace FX rates, `1 base = rate quote` on a date (one per pair and date, up
     to 100,000 per call). All or nothing."""
     rows = [FxRateIn(r.date, r.base, r.quote, r.rate) for r in body.rates]
-    return Upserted(upserted=await service.upsert_fx_rates(session, rows))
+    upserted = await service.upsert_fx_rates(session, rows)
+    await networth.market_moved(session, fx=bool(rows))
+    return Upserted(upserted=upserted)
 
 
 @router.get(

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth.models import User
 from worthline.eventstream.events import PortfolioNetWorthRecalculated
-from worthline.eventstream.service import record
+from worthline.eventstream.service import record, serialize_events
 from worthline.kit.db import before_commit, utcnow
 from worthline.kit.money import from_minor
 from worthline.ledger import repository as ledger_repo
@@ -35,7 +35,7 @@ from worthline.ledger.models import Account, BalanceLive
 from worthline.market import repository as market_repo
 from worthline.market.fx import DEFAULT_PIVOTS, FxTable, round_to
 from worthline.market.models import PRICE_SCALE, Asset
-from worthline.portfolio.models import HoldingHistory, NetWorthState
+from worthline.portfolio.models import Holding, HoldingHistory, NetWorthState
 from worthline.portfolio.valuation import (
     Converted,
     Flag,
@@ -165,11 +165,63 @@ async def recalculate(
     )
 
 
-def net_worth_changed(session: AsyncSession, user_id: uuid.UUID) -> None:
+async def market_moved(
+    session: AsyncSession,
+    *,
+    asset_ids: Sequence[int] = (),
+    fx: bool = False,
+) -> int:
+    """After prices of `asset_ids` (or, with `fx`, any rate) were upserted: ask for the net
+    worth of every user it can move to be recomputed before commit (those holding one of the
+    assets; for rates, those with an account or a holding in a currency other than their base
+    currency, since a cross can route through any pair). Returns how many users."""
+    users: set[uuid.UUID] = set()
+    if asset_ids:
+        users.update(
+            await session.scalars(
+                select(Account.user_id)
+                .join(Holding, Holding.account_id == Account.id)
+                .where(
+                    Holding.asset_id.in_(list(asset_ids)),
+                    Holding.is_active.is_(True),
+                    Account.account_type.in_(NET_WORTH_TYPES),
+                )
+                .distinct()
+            )
+        )
+    if fx:
+        foreign_cash = (
+            select(Account.user_id)
+            .join(User, User.id == Account.user_id)
+            .where(
+                Account.account_type.in_(NET_WORTH_TYPES), Account.currency != User.base_currency
+            )
+        )
+        foreign_holdings = (
+            select(Account.user_id)
+            .join(User, User.id == Account.user_id)
+            .join(Holding, Holding.account_id == Account.id)
+            .join(Asset, Asset.id == Holding.asset_id)
+            .where(
+                Account.account_type.in_(NET_WORTH_TYPES),
+                Holding.is_active.is_(True),
+                Asset.currency != User.base_currency,
+            )
+        )
+        users.update(await session.scalars(foreign_cash.union(foreign_holdings)))
+    for user_id in sorted(users):  # one lock order for every market write
+        net_worth_changed(session, user_id, lock=True)
+    return len(users)
+
+
+def net_worth_changed(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> None:
     """Ask for the user's net worth to be recomputed once, just before this unit of work
-    commits (after every balance and holding it changes is in place)."""
+    commits (after every balance and holding it changes is in place). `lock`: take the user's
+    event lock first, for writers that do not hold it already (market data)."""
 
     async def work(s: AsyncSession) -> None:
+        if lock:
+            await serialize_events(s, user_id)
         await recalculate(s, user_id)
 
     before_commit(session, ("net_worth", user_id), work)
