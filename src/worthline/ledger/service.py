@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.eventstream.service import serialize_events
-from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
 from worthline.kit.currency import is_currency, minor_unit
 from worthline.kit.db import utcnow, with_retry
 from worthline.kit.ids import uuid7
@@ -29,6 +28,7 @@ from worthline.ledger import projections, publish
 from worthline.ledger import repository as repo
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 from worthline.ledger.paths import parse_path
+from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
 
 # Value times outside this range are mistakes (a year typed as 20024), not history.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
