@@ -252,6 +252,11 @@ def after_commit(session: AsyncSession, item: Any) -> None:
     sync.info.setdefault(_AFTER_COMMIT, []).append((transaction, item))
 
 
+def queued(session: AsyncSession) -> list[Any]:
+    """What this unit of work has queued with `after_commit` so far (rolled-back parts gone)."""
+    return [item for _, item in session.sync_session.info.get(_AFTER_COMMIT, [])]
+
+
 @event.listens_for(SyncSession, "after_soft_rollback")
 def _drop_rolled_back(session: SyncSession, previous: SessionTransaction) -> None:
     queued = session.info.get(_AFTER_COMMIT)

@@ -62,9 +62,11 @@ async def balances_updated(
     *,
     moved: Mapping[int, int] | None = None,
     before: Mapping[int, int] | None = None,
+    future: datetime | None = None,
 ) -> None:
     """Record one `AccountBalanceUpdated` per account: previous balance from `before` (minor
-    units; missing = a new account, 0) or as new balance minus `moved`."""
+    units; missing = a new account, 0) or as new balance minus `moved`. `future`: the earliest
+    value time after now among the write's movements (it will move balances later)."""
     if not account_ids:
         return
     rows = await session.execute(
@@ -73,7 +75,9 @@ async def balances_updated(
     )
     events = []
     worth_changed = False
+    kinds: dict[uuid.UUID, str] = {}
     for account_id, public_id, currency, exponent, account_type, balance in rows:
+        kinds[public_id] = account_type
         new = int(balance)
         if before is not None:
             previous = before.get(account_id, 0)
@@ -91,5 +95,10 @@ async def balances_updated(
         )
         worth_changed = worth_changed or (new != previous and account_type in NET_WORTH_TYPES)
     await record(session, events)
-    if worth_changed:
-        net_worth_changed(session, user_id)
+    counted = any(kind in NET_WORTH_TYPES for kind in kinds.values())
+    if worth_changed or (future is not None and counted):
+        # A journal import (`before`) may hold anything, future-dated movements included:
+        # recomputed in full. Other writes add their deltas to the persisted value.
+        net_worth_changed(
+            session, user_id, full=before is not None, account_types=kinds, future=future
+        )

@@ -29,6 +29,7 @@ from worthline.ledger import repository as repo
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 from worthline.ledger.paths import parse_path
 from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
+from worthline.portfolio.networth import opened as net_worth_opened
 
 # Value times outside this range are mistakes (a year typed as 20024), not history.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -133,6 +134,8 @@ async def create_account(
             await session.flush()
     except IntegrityError as exc:
         raise AccountPathTaken(f"You already have an account {values['full_path']}") from exc
+    if account.account_type in NET_WORTH_TYPES:
+        await net_worth_opened(session, user_id)  # one more account counts
     return account
 
 
@@ -245,8 +248,14 @@ async def _record(
     await session.execute(insert(Movement), rows)
     await projections.apply(session, deltas)
     touched = {a.id for a in accounts.values()}
+    later = [row["value_time"] for row in rows if row["value_time"] > now]
     await publish.balances_updated(
-        session, user_id, touched, now, moved=publish.moved_by(rows, now)
+        session,
+        user_id,
+        touched,
+        now,
+        moved=publish.moved_by(rows, now),
+        future=min(later, default=None),
     )
     by_id = {a.id: a for a in accounts.values()}
     for row in rows:

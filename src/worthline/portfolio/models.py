@@ -4,7 +4,8 @@
 symbol missing from a sync is deactivated, not deleted). `holding_history` keeps the quantity
 in force from each sync's date on, so that net worth on a past day values what was held then.
 `net_worth_state` is the last net worth computed for a user (what the next
-`PortfolioNetWorthRecalculated` reports as `previous_net_worth`, also after a restart).
+`PortfolioNetWorthRecalculated` reports as `previous_net_worth`, also after a restart), with
+its exact unrounded value and how long ledger writes may update it incrementally.
 """
 
 from __future__ import annotations
@@ -67,3 +68,10 @@ class NetWorthState(Base):
     net_worth: Mapped[str] = mapped_column(String(64))
     account_count: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    exact: Mapped[str | None] = mapped_column(String(400))
+    """The unrounded total as a fraction `numerator/denominator`: what a ledger write adds its
+    converted changes to, so that repeated updates never accumulate rounding."""
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """Until when `exact` can be updated from writes alone: the next UTC midnight (prices and
+    rates of a new day come into force) or the user's next future-dated movement, whichever
+    comes first. NULL: recompute in full (an account was opened, say)."""

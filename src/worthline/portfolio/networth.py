@@ -16,22 +16,22 @@ import bisect
 import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Date, bindparam, func, select, text
+from sqlalchemy import Date, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth.models import User
-from worthline.eventstream.events import PortfolioNetWorthRecalculated
+from worthline.eventstream.events import AccountBalanceUpdated, PortfolioNetWorthRecalculated
 from worthline.eventstream.service import record, serialize_events
-from worthline.kit.db import before_commit, utcnow
+from worthline.kit.db import before_commit, queued, utcnow
 from worthline.kit.money import from_minor
 from worthline.ledger import repository as ledger_repo
-from worthline.ledger.models import Account, BalanceLive
+from worthline.ledger.models import Account, BalanceLive, Movement
 from worthline.market import repository as market_repo
 from worthline.market.fx import DEFAULT_PIVOTS, FxTable, round_to
 from worthline.market.models import PRICE_SCALE, Asset
@@ -116,53 +116,156 @@ async def net_worth_now(
 # ------------------------------------------------------------------------------ the event
 
 
-async def recalculate(
-    session: AsyncSession, user_id: uuid.UUID, now: datetime | None = None
+_NEXT_FUTURE = select(
+    func.min(
+        select(func.min(Movement.value_time))
+        .where(Movement.from_account_id == Account.id, Movement.value_time > bindparam("now"))
+        .scalar_subquery()
+    ),
+    func.min(
+        select(func.min(Movement.value_time))
+        .where(Movement.to_account_id == Account.id, Movement.value_time > bindparam("now"))
+        .scalar_subquery()
+    ),
+).where(Account.user_id == bindparam("user_id"), Account.account_type.in_(NET_WORTH_TYPES))
+"""The user's next future-dated movement (two index probes per account)."""
+
+
+def next_midnight(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), time(), UTC)
+
+
+def _fraction_text(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+async def _store(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    state: NetWorthState | None,
+    *,
+    currency: str,
+    rounded: Decimal,
+    exact: Fraction,
+    account_count: int,
+    now: datetime,
+    valid_until: datetime | None,
 ) -> None:
-    """Recompute the user's net worth in their base currency and, when it changed (in value,
-    currency or accounts counted), persist it and record `PortfolioNetWorthRecalculated` with
-    the previous value from the persisted state (0 for a user's first). The caller holds the
-    user's event lock (`serialize_events`), so concurrent writers see each other's state."""
-    base = await session.scalar(select(User.base_currency).where(User.id == user_id))
-    if base is None:
-        return
-    worth = await net_worth_now(session, user_id, base, now)
-    state = await session.get(NetWorthState, user_id, populate_existing=True)
+    """Persist the new value and, when the figure moved (value, currency or accounts
+    counted), record `PortfolioNetWorthRecalculated` against the previous one (0 for a user's
+    first; a new base currency restates it: previous = new)."""
     if state is None:
-        previous = round_to(Fraction(0), places(base))
-    elif state.currency != base:
-        previous = worth.net_worth  # a new base currency: the figure restarts in it
+        previous = round_to(Fraction(0), places(currency))
+    elif state.currency != currency:
+        previous = rounded
     else:
         previous = Decimal(state.net_worth)
-    unchanged = (
-        state is not None
-        and state.currency == base
-        and Decimal(state.net_worth) == worth.net_worth
-        and state.account_count == worth.account_count
+    moved = (
+        state is None
+        or state.currency != currency
+        or previous != rounded
+        or state.account_count != account_count
     )
-    if unchanged or (state is None and worth.net_worth == 0):
-        return
     if state is None:
+        if rounded == 0:
+            return  # nothing to say yet
         state = NetWorthState(user_id=user_id)
         session.add(state)
-    state.currency = base
-    state.net_worth = format(worth.net_worth, "f")
-    state.account_count = worth.account_count
-    state.computed_at = worth.as_of
+    state.currency = currency
+    state.net_worth = format(rounded, "f")
+    state.account_count = account_count
+    state.computed_at = now
+    state.exact = _fraction_text(exact)
+    state.valid_until = valid_until
     await session.flush()
+    if not moved:
+        return
     await record(
         session,
         [
             PortfolioNetWorthRecalculated(
                 user_id=user_id,
                 previous_net_worth=previous,
-                new_net_worth=worth.net_worth,
-                delta=worth.net_worth - previous,
-                currency=base,
-                account_count=worth.account_count,
+                new_net_worth=rounded,
+                delta=rounded - previous,
+                currency=currency,
+                account_count=account_count,
             )
         ],
     )
+
+
+async def recalculate(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime | None = None
+) -> None:
+    """Recompute the user's net worth in their base currency from everything, persist it and
+    record the event when it moved. The caller holds the user's event lock
+    (`serialize_events`), so concurrent writers see each other's state."""
+    now = now or utcnow()
+    base = await session.scalar(select(User.base_currency).where(User.id == user_id))
+    if base is None:
+        return
+    worth = await net_worth_now(session, user_id, base, now)
+    state = await session.get(NetWorthState, user_id, populate_existing=True)
+    future = [
+        t for t in (await session.execute(_NEXT_FUTURE, {"user_id": user_id, "now": now})).one()
+    ]
+    valid_until = min([next_midnight(now), *(t for t in future if t is not None)])
+    await _store(
+        session,
+        user_id,
+        state,
+        currency=base,
+        rounded=worth.net_worth,
+        exact=worth.converted.total,
+        account_count=worth.account_count,
+        now=now,
+        valid_until=valid_until,
+    )
+
+
+async def _increment(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    changes: dict[str, Decimal],
+    future: datetime | None,
+    now: datetime,
+    pivots: Sequence[str] = DEFAULT_PIVOTS,
+) -> bool:
+    """Add this transaction's balance changes (per currency, converted at today's rates) to
+    the persisted exact net worth: the same figure a full recomputation gives, for a fraction
+    of its cost, as long as nothing else moved since (see `NetWorthState.valid_until`).
+    False when it cannot be used."""
+    state = await session.get(NetWorthState, user_id, populate_existing=True)
+    if (
+        state is None
+        or state.exact is None
+        or state.valid_until is None
+        or now >= state.valid_until
+        or state.computed_at > now
+    ):
+        return False
+    base = state.currency
+    today = now.date()
+    fx = await market_repo.fx_table(session, {*changes, base}, today, today, pivots)
+    exact = Fraction(state.exact)
+    for currency, change in changes.items():
+        rate = fx.rate(currency, base, today)
+        if rate is not None:  # a currency without a rate was left out in full, too
+            exact += rate.convert(change)
+    valid_until = state.valid_until if future is None else min(state.valid_until, future)
+    await _store(
+        session,
+        user_id,
+        state,
+        currency=base,
+        rounded=round_to(exact, places(base)),
+        exact=exact,
+        account_count=state.account_count,
+        now=now,
+        valid_until=valid_until,
+    )
+    return True
 
 
 async def market_moved(
@@ -214,17 +317,73 @@ async def market_moved(
     return len(users)
 
 
-def net_worth_changed(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> None:
-    """Ask for the user's net worth to be recomputed once, just before this unit of work
-    commits (after every balance and holding it changes is in place). `lock`: take the user's
-    event lock first, for writers that do not hold it already (market data)."""
+_PENDING = "worthline.net_worth.pending"
+
+
+@dataclass(slots=True)
+class _Pending:
+    full: bool = False
+    lock: bool = False
+    future: datetime | None = None
+    kinds: dict[uuid.UUID, str] = field(default_factory=dict)  # account public id → type
+
+
+def net_worth_changed(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    lock: bool = False,
+    full: bool = True,
+    account_types: dict[uuid.UUID, str] | None = None,
+    future: datetime | None = None,
+) -> None:
+    """Ask for the user's net worth to be brought up to date once, just before this unit of
+    work commits (after every balance and holding it changes is in place).
+
+    Ledger writes pass `full=False` with the types of the accounts they touched: their
+    `AccountBalanceUpdated` deltas (rolled-back savepoints excluded) are then added to the
+    persisted exact value when it is still valid; anything else (holdings, market data, a new
+    base currency, an account deleted) recomputes from everything. `lock`: take the user's
+    event lock first, for writers that do not hold it already (market data). `future`: the
+    earliest value time this write recorded after now."""
+    pending: dict[uuid.UUID, _Pending] = session.sync_session.info.setdefault(_PENDING, {})
+    entry = pending.setdefault(user_id, _Pending())
+    entry.full = entry.full or full
+    entry.lock = entry.lock or lock
+    if account_types:
+        entry.kinds.update(account_types)
+    if future is not None:
+        entry.future = future if entry.future is None else min(entry.future, future)
 
     async def work(s: AsyncSession) -> None:
-        if lock:
+        entry = s.sync_session.info.get(_PENDING, {}).pop(user_id, None) or _Pending(full=True)
+        if entry.lock:
             await serialize_events(s, user_id)
-        await recalculate(s, user_id)
+        now = utcnow()
+        if not entry.full:
+            changes: dict[str, Decimal] = {}
+            for item in queued(s):
+                event = getattr(item, "event", None)
+                if (
+                    isinstance(event, AccountBalanceUpdated)
+                    and event.user_id == user_id
+                    and entry.kinds.get(event.account_id) in NET_WORTH_TYPES
+                    and event.delta
+                ):
+                    changes[event.currency] = changes.get(event.currency, 0) + event.delta
+            if await _increment(s, user_id, changes, entry.future, now):
+                return
+        await recalculate(s, user_id, now)
 
     before_commit(session, ("net_worth", user_id), work)
+
+
+async def opened(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """An Asset or Liability account was opened: the next update recomputes in full (the
+    number of accounts counted changed)."""
+    await session.execute(
+        update(NetWorthState).where(NetWorthState.user_id == user_id).values(valid_until=None)
+    )
 
 
 # ------------------------------------------------------------------------------ history
