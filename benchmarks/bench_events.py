@@ -170,6 +170,7 @@ class Latencies:
         self.delivery: list[float] = []
         self.received = 0
         self.post: list[float] = []
+        self.networth = 0  # portfolio.networth.updated events received (one per movement)
 
 
 async def _stream(port: int, token: str, ready: asyncio.Event, opened: list[int], lat: Latencies):
@@ -200,6 +201,9 @@ async def _stream(port: int, token: str, ready: asyncio.Event, opened: list[int]
             if line.startswith(b"data: "):
                 now = time.perf_counter()
                 data = json.loads(line[6:])
+                if "account_id" not in data:  # portfolio.networth.updated: counted, not timed
+                    lat.networth += 1
+                    continue
                 key = f"{data['account_id']}:{data['new_balance']}"
                 sent = lat.sent.get(key)
                 if sent is not None:
@@ -282,6 +286,7 @@ async def _client(plan: dict) -> None:
     d, w = sorted(lat.delivery), sorted(lat.post)
     print(f"{total} movements posted in {elapsed:.1f} s ({total / elapsed:.0f}/s)")
     print(f"deliveries (bank-account events): {lat.received} of {expected} expected")
+    print(f"net-worth events (portfolio.networth.updated): {lat.networth} of {expected} expected")
     print(
         f"POST /movements round trip:   p50 {q(w, 50):.1f} ms  p99 {q(w, 99):.1f} ms  "
         f"max {w[-1] * 1000:.1f} ms"
