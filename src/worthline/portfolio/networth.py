@@ -160,17 +160,16 @@ async def _store(
         previous = rounded
     else:
         previous = Decimal(state.net_worth)
-    moved = (
-        state is None
-        or state.currency != currency
-        or previous != rounded
-        or state.account_count != account_count
-    )
     if state is None:
-        if rounded == 0:
-            return  # nothing to say yet
+        moved = rounded != 0  # a first value of 0 says nothing new (but is kept)
         state = NetWorthState(user_id=user_id)
         session.add(state)
+    else:
+        moved = (
+            state.currency != currency
+            or previous != rounded
+            or state.account_count != account_count
+        )
     state.currency = currency
     state.net_worth = format(rounded, "f")
     state.account_count = account_count
