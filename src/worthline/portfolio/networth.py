@@ -514,7 +514,7 @@ async def history(
         ):
             days = list(map(int, days_text.split(",")))
             closes = list(map(int, closes_text.split(",")))
-            if any(a >= b for a, b in itertools.pairwise(days)):
+            if days != sorted(days):  # dates are unique: sorted means in order
                 days, closes = map(list, zip(*sorted(zip(days, closes, strict=True)), strict=True))
             before = series.get(asset_id, ([], []))
             series[asset_id] = (before[0] + days, before[1] + closes)
