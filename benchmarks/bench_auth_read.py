@@ -22,6 +22,12 @@ Target (issue): >= 1,500 requests/s and p99 < 25 ms on one worker at 50 connecti
 
     .venv/bin/python benchmarks/bench_auth_read.py                 # both, 2 runs each
     .venv/bin/python benchmarks/bench_auth_read.py --config sqlite --runs 1 --duration 5
+    .venv/bin/python benchmarks/bench_auth_read.py --in-process 5000   # CPU/request, no HTTP
+
+`--in-process N` measures the app alone: no server, no HTTP, no client process. In a child
+process (same settings and storage as above, log lines to a file), the ASGI app is called N
+times by `--connections` concurrent tasks, `--runs` times; it reports the process CPU time per
+request (aiosqlite's threads included), the least noisy figure on a shared machine.
 
 Only loopback addresses are used: the server listens on 127.0.0.1, and the PostgreSQL and
 Redis URLs are refused unless they point at the local machine.
@@ -455,6 +461,106 @@ def one_run(config: str, run: int, args: argparse.Namespace, wrk: str | None, lo
     )
 
 
+# ---------------------------------------------------------------------------- in-process
+
+
+def in_process_child(requests: int, connections: int, runs: int) -> None:
+    """Runs in a child process whose environment holds the settings; prints one JSON line."""
+    import uvloop
+
+    async def measure() -> dict:
+        import httpx
+
+        from worthline.app import create_app
+        from worthline.kit import migrate
+        from worthline.kit.config import Settings
+        from worthline.kit.logging import configure_logging
+
+        settings = Settings()
+        configure_logging(settings.log_level, settings.log_format)  # as `worthline serve`
+        await asyncio.to_thread(migrate.upgrade, settings.effective_database_url)
+        app = create_app(settings)
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+                user = {"email": "bench@example.com", "password": PASSWORD}
+                await client.post("/api/v1/auth/register", json=user)
+                token = (await client.post("/api/v1/auth/login", json=user)).json()
+                token = token["access_token"]
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": PATH,
+                "raw_path": PATH.encode(),
+                "root_path": "",
+                "query_string": b"",
+                "headers": [(b"host", b"b"), (b"authorization", f"Bearer {token}".encode())],
+                "client": (HOST, 50000),
+                "server": (HOST, 8000),
+            }
+            statuses: dict[int, int] = {}
+
+            async def receive() -> dict:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+
+            async def drive(n: int) -> None:
+                todo = iter(range(n))
+
+                async def worker() -> None:
+                    for _ in todo:
+                        await app(dict(scope), receive, send)
+
+                await asyncio.gather(*(worker() for _ in range(connections)))
+
+            await drive(min(requests, 1000))  # warm-up
+            cpu_ms = []
+            for _ in range(runs):
+                started = time.process_time()
+                await drive(requests)
+                cpu_ms.append(1000 * (time.process_time() - started) / requests)
+            return {"cpu_ms_per_request": cpu_ms, "statuses": statuses}
+        finally:
+            await app.state.ctx.close()
+
+    print(json.dumps(uvloop.run(measure())))
+
+
+def in_process(config: str, args: argparse.Namespace, logs: Path) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"worthline-bench-{config}-") as tmp:
+        env = base_env(Path(tmp) / "data")
+        if config == "postgres":
+            env["WORTHLINE_DATABASE_URL"] = pg_create(args.pg_url)
+            env["WORTHLINE_REDIS_URL"] = args.redis_url
+            redis_clear(args.redis_url)
+        log_path = logs / f"in-process-{config}.log"
+        try:
+            with open(log_path, "wb") as log_file:
+                before = loadavg()
+                child = [sys.executable, __file__, "--_in-process-child", str(args.in_process)]
+                out = subprocess.run(
+                    [*child, "--connections", str(args.connections), "--runs", str(args.runs)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=log_file,
+                    timeout=MAX_DURATION * 4,
+                    check=True,
+                ).stdout
+        finally:
+            if config == "postgres":
+                pg_drop(args.pg_url)
+                with contextlib.suppress(Exception):
+                    redis_clear(args.redis_url)
+    return {**json.loads(out), "loadavg_before": before, "log": str(log_path)}
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -482,7 +588,18 @@ def main() -> int:
         "--logs", type=Path, default=None, help="server log dir (default: a temp dir)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: CPU per request of the app alone, N requests per run (no HTTP)",
+    )
+    parser.add_argument("--_in-process-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._in_process_child:
+        in_process_child(args._in_process_child, args.connections, args.runs)
+        return 0
 
     if not 1 <= args.runs <= 10:
         parser.error("--runs must be between 1 and 10")
@@ -494,6 +611,30 @@ def main() -> int:
         parser.error("--threads must not exceed --connections")
     require_loopback(args.pg_url, "--pg-url")
     require_loopback(args.redis_url, "--redis-url")
+
+    if args.in_process:
+        if not 100 <= args.in_process <= 1_000_000:
+            parser.error("--in-process must be 100..1000000 requests")
+        configs = ("sqlite", "postgres") if args.config == "both" else (args.config,)
+        logs = args.logs or Path(tempfile.mkdtemp(prefix="worthline-bench-logs-"))
+        logs.mkdir(parents=True, exist_ok=True)
+        print(
+            f"GET {PATH} in-process (ASGI, no HTTP): {args.in_process} requests x {args.runs} "
+            f"runs, {args.connections} concurrent tasks; {os.cpu_count()} CPUs ({cpu_model()})"
+        )
+        results = {}
+        for config in configs:
+            result = results[config] = in_process(config, args, logs)
+            runs = ", ".join(f"{ms:.3f}" for ms in result["cpu_ms_per_request"])
+            print(
+                f"{config:<9} CPU ms/request: {runs} (min "
+                f"{min(result['cpu_ms_per_request']):.3f}); statuses {result['statuses']}; "
+                f"load before {result['loadavg_before']}"
+            )
+        print(f"log lines: {logs}")
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return 0
 
     wrk = shutil.which("wrk") if args.client in ("auto", "wrk") else None
     if wrk is None and args.client != "python":

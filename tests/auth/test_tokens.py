@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 import warnings
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from tests.kit.helpers import (
 )
 from worthline.auth.models import AuthSession, PersonalToken, RefreshToken, User
 from worthline.kit.db import Base, utcnow
-from worthline.kit.security import PERSONAL_PREFIX, AccessClaims
+from worthline.kit.security import PERSONAL_PREFIX, AccessClaims, AccessTokens, InvalidToken
 
 # ---------------------------------------------------------------- forging access tokens
 
@@ -161,6 +162,39 @@ async def test_expired_token_issued_by_the_service(client, auth, ctx, settings):
     assert (await client.get("/users/me", headers=bearer(fresh))).status_code == 200
     stale = ctx.access_tokens.issue(access, utcnow() - 2 * ctx.access_tokens.ttl)
     assert_unauthorized(await client.get("/users/me", headers=bearer(stale)), settings)
+
+
+KEY = "test-signing-key-" + "k" * 40
+
+
+def test_a_remembered_token_still_expires_on_time():
+    """Verified tokens are remembered (no second parse and HMAC), but each use re-checks the
+    time claims: the token stops working the second its `exp` passes, as with PyJWT."""
+    tokens = AccessTokens(KEY, "worthline", timedelta(seconds=2))
+    access = AccessClaims(uuid.uuid4(), uuid.uuid4(), frozenset({"read"}))
+    token = tokens.issue(access, utcnow())
+    exp = _claims(token)["exp"]
+    assert tokens.verify(token) == access
+    assert tokens.verify(token) == access  # remembered
+    time.sleep(max(0.0, exp - time.time()) + 0.05)
+    with pytest.raises(InvalidToken):
+        tokens.verify(token)
+    with pytest.raises(InvalidToken):
+        tokens.verify(token)
+
+
+def test_a_token_not_yet_valid_is_not_remembered_as_valid():
+    tokens = AccessTokens(KEY, "worthline", timedelta(minutes=5))
+    access = AccessClaims(uuid.uuid4(), uuid.uuid4(), frozenset({"read"}))
+    future = tokens.issue(access, utcnow() + timedelta(minutes=1))
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            tokens.verify(future)
+    other = AccessTokens("another-key-" + "k" * 40, "worthline", timedelta(minutes=5))
+    valid = tokens.issue(access, utcnow())
+    assert tokens.verify(valid) == access
+    with pytest.raises(InvalidToken):
+        other.verify(valid)  # what one key remembers is not another's
 
 
 async def test_a_session_of_another_user_is_not_accepted(client, auth, settings):

@@ -19,6 +19,7 @@ import pytest
 from conftest import PASSWORD, make_settings, register_and_login
 from tests.kit.helpers import app_client, assert_problem, bearer, count_rows
 from worthline.auth.models import AuthSession, User
+from worthline.kit.problems import RateLimited
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 DAY = 86_400
@@ -273,3 +274,80 @@ async def test_limiter_keys_live_in_redis(database_url, tmp_path, redis_url):
     assert keys
     assert all(k.startswith("worthline-rl") for k in keys)
     assert any("auth" in k and "127.0.0.1" in k for k in keys)
+
+
+# ---------------------------------------------------------------- the same counts as `limits`
+
+
+async def _hits_against_limits(limiter: Any, n: int) -> list[tuple[Any, Any]]:
+    """Each hit's quota, beside what `limits`' own strategy reads from the same storage."""
+    from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+    from worthline.kit.ratelimit import Policy
+
+    item = limiter._items[Policy.API_READ]
+    reference = SlidingWindowCounterRateLimiter(limiter.storage)
+    out = []
+    for _ in range(n):
+        try:
+            got = await limiter.hit(Policy.API_READ, "user:u1")
+        except RateLimited as exc:
+            got = exc
+        stats = await reference.get_window_stats(item, "api_read:user:u1")
+        out.append((got, stats))
+    return out
+
+
+def _same_reset(ours: float, theirs: float) -> bool:
+    """Within a second, modulo a whole window: `limits` computes the reset as a counter's TTL
+    modulo the window, which jumps from 0 to a window between two reads a millisecond apart."""
+    gap = (ours - theirs) % DAY
+    return min(gap, DAY - gap) <= 1
+
+
+def _check_against_limits(pairs: list[tuple[Any, Any]], limit: int) -> None:
+    for n, (got, stats) in enumerate(pairs, start=1):
+        if n <= limit:
+            assert (got.limit, got.remaining) == (limit, limit - n) == (limit, stats.remaining)
+            assert _same_reset(got.reset_at, stats.reset_time)
+            assert time.time() < got.reset_at <= time.time() + DAY + 1
+        else:
+            assert isinstance(got, RateLimited)
+            assert got.headers["X-RateLimit-Remaining"] == "0" == str(stats.remaining)
+            assert _same_reset(int(got.headers["X-RateLimit-Reset"]), stats.reset_time)
+
+
+async def test_in_process_counts_are_those_of_limits(tmp_path):
+    from worthline.kit.ratelimit import RateLimiter
+
+    settings = make_settings("sqlite+aiosqlite:///unused.db", tmp_path, rate_limit_api_read="3/day")
+    _check_against_limits(await _hits_against_limits(RateLimiter(settings), 5), 3)
+
+
+@pytest.mark.redis
+async def test_redis_counts_in_one_round_trip_are_those_of_limits(tmp_path, redis_url):
+    """One script call per hit; what it counts and reads is what `limits` counts and reads."""
+    from worthline.kit.ratelimit import RateLimiter
+
+    settings = make_settings(
+        "sqlite+aiosqlite:///unused.db", tmp_path, redis_url=redis_url, rate_limit_api_read="3/day"
+    )
+    limiter = RateLimiter(settings)
+    client = limiter.storage.bridge.get_connection()
+    calls: list[Any] = []
+    original = client.evalsha
+
+    async def counted(*args: Any) -> Any:
+        calls.append(args)
+        return await original(*args)
+
+    client.evalsha = counted
+    try:
+        pairs = await _hits_against_limits(limiter, 5)
+    finally:
+        client.evalsha = original
+        await limiter.storage.reset()
+        await client.aclose()
+    _check_against_limits(pairs, 3)
+    # Our hits: one script each (limits' get_window_stats reads its own script on top).
+    assert sum(1 for c in calls if c[0] == limiter._redis_hit.sha) == 5

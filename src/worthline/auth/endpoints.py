@@ -6,6 +6,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Depends, Response, status
 
 from worthline.auth import repository as repo
+from worthline.auth.models import User
 from worthline.auth.schemas import (
     LoginIn,
     PersonalTokenCreated,
@@ -101,9 +102,11 @@ async def logout(body: RefreshIn, session: Session, ctx: Ctx) -> Response:
 
 
 @router.get("/users/me", response_model=UserOut, responses=problem_responses(InvalidAccessToken))
-async def me(principal: CurrentUser) -> UserOut:
+async def me(principal: CurrentUser) -> Response:
     """The caller's profile."""
-    return UserOut.model_validate(principal.user, from_attributes=True)
+    # Serialised here, once: FastAPI would validate the model it was just built from again.
+    user = UserOut.model_validate(principal.user, from_attributes=True)
+    return Response(user.model_dump_json(), media_type="application/json")
 
 
 @router.patch(
@@ -114,7 +117,9 @@ async def me(principal: CurrentUser) -> UserOut:
 async def update_me(body: UserPatch, principal: CurrentUser, session: Session) -> UserOut:
     """Change the base currency that net worth is reported in. The net worth is recomputed in
     the new currency (a `portfolio.networth.updated` event with a delta of 0 says so)."""
-    user = principal.user  # loaded by this request's session, so the change is flushed with it
+    user = await session.get(User, principal.user_id)  # in this unit of work, flushed with it
+    if user is None:  # deleted since the token was checked
+        raise InvalidAccessToken("The token is invalid, expired or revoked")
     if user.base_currency != body.base_currency:
         await serialize_events(session, user.id)
         user.base_currency = body.base_currency

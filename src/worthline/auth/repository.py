@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worthline.auth.lookup import driver_reads
 from worthline.auth.models import AuthSession, PersonalToken, RefreshToken, User
+from worthline.kit.db import Database
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email))
 
 
-# Runs on every authenticated request: built once, so each call only binds two parameters
-# (no statement construction, and the compiled-SQL cache key is memoised on this object).
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """The caller, as every authenticated request loads it: plain values, no ORM state. An
+    endpoint that changes the user loads the `User` entity in its own unit of work."""
+
+    id: uuid.UUID
+    email: str
+    base_currency: str
+    created_at: datetime
+
+
+_USER_COLUMNS = (User.id, User.email, User.base_currency, User.created_at)
+
+# Run on every authenticated request: Core statements built once with bound parameters, run as
+# one driver call each (`lookup.DriverReads`; no session, no identity map).
 _USER_FOR_SESSION = (
-    select(User)
+    select(*_USER_COLUMNS)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         User.id == bindparam("user_id"),
@@ -26,30 +42,36 @@ _USER_FOR_SESSION = (
         AuthSession.revoked_at.is_(None),
     )
 )
+_USER_FOR_PERSONAL_TOKEN = (
+    select(*_USER_COLUMNS, PersonalToken.scopes)
+    .join(PersonalToken, PersonalToken.user_id == User.id)
+    .where(
+        PersonalToken.token_digest == bindparam("token_digest"),
+        PersonalToken.revoked_at.is_(None),
+        or_(PersonalToken.expires_at.is_(None), PersonalToken.expires_at > bindparam("now")),
+    )
+)
 
 
 async def user_for_session(
-    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
-) -> User | None:
+    db: Database, user_id: uuid.UUID, session_id: uuid.UUID
+) -> UserRecord | None:
     """The user behind an access token, provided its login session is not revoked."""
-    return await session.scalar(_USER_FOR_SESSION, {"user_id": user_id, "session_id": session_id})
+    row = await driver_reads(db).first(
+        _USER_FOR_SESSION, {"user_id": user_id, "session_id": session_id}
+    )
+    return UserRecord(*row) if row is not None else None
 
 
 async def user_for_personal_token(
-    session: AsyncSession, token_digest: bytes, now: datetime
-) -> tuple[User, str] | None:
-    row = (
-        await session.execute(
-            select(User, PersonalToken.scopes)
-            .join(PersonalToken, PersonalToken.user_id == User.id)
-            .where(
-                PersonalToken.token_digest == token_digest,
-                PersonalToken.revoked_at.is_(None),
-                or_(PersonalToken.expires_at.is_(None), PersonalToken.expires_at > now),
-            )
-        )
-    ).first()
-    return (row[0], row[1]) if row else None
+    db: Database, token_digest: bytes, now: datetime
+) -> tuple[UserRecord, str] | None:
+    """The user behind a personal access token that is neither revoked nor expired, and the
+    token's scopes."""
+    row = await driver_reads(db).first(
+        _USER_FOR_PERSONAL_TOKEN, {"token_digest": token_digest, "now": now}
+    )
+    return (UserRecord(*row[:4]), row[4]) if row is not None else None
 
 
 async def refresh_token_by_digest(

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth import repository as auth_repo
-from worthline.auth.models import User
+from worthline.auth.repository import UserRecord
 from worthline.kit.context import AppContext
 from worthline.kit.db import unit_of_work, utcnow
 from worthline.kit.problems import Forbidden, Unauthorized
@@ -60,7 +60,7 @@ class InvalidAccessToken(Unauthorized):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    user: User
+    user: UserRecord  # plain values; an endpoint that changes the user loads it in its session
     scopes: frozenset[str]
     kind: Literal["session", "personal"]
 
@@ -72,18 +72,19 @@ class Principal:
 _bearer = HTTPBearer(auto_error=False, description="An access token or a personal access token")
 
 
-async def _principal(
+async def _authenticate(
     request: Request,
-    session: Session,
-    ctx: Ctx,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # No `Session` here: the token is checked with one prebuilt statement outside any unit of
+    # work (auth/lookup.py), on every request, so a revocation counts from the next request.
     if credentials is None:
         raise InvalidAccessToken("Missing bearer token (Authorization: Bearer <token>)")
+    ctx: AppContext = request.app.state.ctx  # not `Ctx`: one dependency less to solve
     token = credentials.credentials
     principal: Principal | None = None
     if token.startswith(PERSONAL_PREFIX):
-        found = await auth_repo.user_for_personal_token(session, digest(token), utcnow())
+        found = await auth_repo.user_for_personal_token(ctx.db, digest(token), utcnow())
         if found is not None:
             principal = Principal(found[0], frozenset(found[1].split()), "personal")
     else:
@@ -91,7 +92,7 @@ async def _principal(
             claims = ctx.access_tokens.verify(token)
         except InvalidToken as exc:
             raise InvalidAccessToken("The access token is invalid or expired") from exc
-        user = await auth_repo.user_for_session(session, claims.user_id, claims.session_id)
+        user = await auth_repo.user_for_session(ctx.db, claims.user_id, claims.session_id)
         if user is not None:
             principal = Principal(user, claims.scopes, "session")
     if principal is None:
@@ -105,7 +106,18 @@ async def _principal(
     return principal
 
 
-CurrentUser = Annotated[Principal, Depends(_principal)]
+async def _principal(
+    request: Request,
+    session: AsyncSession,
+    ctx: AppContext,
+    credentials: HTTPAuthorizationCredentials | None,
+) -> Principal:
+    """The caller, for code that authenticates by hand (the event stream's `_stream_owner`).
+    `session` and `ctx` are no longer needed, and kept for those callers."""
+    return await _authenticate(request, credentials)
+
+
+CurrentUser = Annotated[Principal, Depends(_authenticate)]
 
 
 async def auth_rate_limit(request: Request, ctx: Ctx) -> None:

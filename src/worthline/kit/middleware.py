@@ -6,14 +6,18 @@
 - refuses bodies over the limit with 413 before they are read into memory;
 - turns any unexpected exception into a 500 problem without a stack trace, logged with the trace
   id (so that even a crash carries `X-Trace-Id`);
-- writes one access-log line per request.
+- writes one access-log line per request;
+- once the app has started (lifespan startup complete), freezes the start-up heap out of the
+  garbage collector (`gc.freeze()`): a full collection otherwise walks every module, route and
+  mapper, ~100 ms during which no request in flight moves (it was the p99 of a busy worker).
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -39,12 +43,15 @@ class RequestContextMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, _freeze_after_startup(send))
+            else:
+                await self.app(scope, receive, send)
             return
 
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-trace-id", b"").decode("latin-1")
-        trace_id = incoming if _TRACE_ID.match(incoming) else uuid.uuid4().hex
+        trace_id = incoming if _TRACE_ID.match(incoming) else os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["trace_id"] = trace_id
         structlog.contextvars.clear_contextvars()
@@ -117,6 +124,16 @@ class RequestContextMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _freeze_after_startup(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            gc.collect()  # garbage frozen now would never be collected
+            gc.freeze()
+        await send(message)
+
+    return wrapped
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

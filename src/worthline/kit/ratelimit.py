@@ -3,6 +3,10 @@
 Built on `limits` (sliding-window counters). The limiter records what it decided in the request
 state; `RequestContextMiddleware` turns that into `X-RateLimit-*` headers on every response,
 problems included.
+
+On Redis a hit is one round trip: `limits` takes two (its acquire script, then a second script
+for the window behind the headers); `_ACQUIRE_AND_WINDOW` runs both of its scripts' steps in one,
+on the same keys, so the counts are the ones `limits` keeps and reads.
 """
 
 from __future__ import annotations
@@ -11,10 +15,15 @@ import math
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, cast
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits import RateLimitItem, WindowStats, parse
+from limits.aio.storage import (
+    MemoryStorage,
+    RedisStorage,
+    SlidingWindowCounterSupport,
+    Storage,
+)
 
 from worthline.kit.config import Settings
 from worthline.kit.problems import RateLimited
@@ -54,7 +63,14 @@ class RateLimiter:
             self.storage = RedisStorage(uri, implementation="redispy", key_prefix="worthline-rl")
         else:
             self.storage = MemoryStorage()
-        self._limiter = SlidingWindowCounterRateLimiter(self.storage)
+        # The sliding-window counter strategy of `limits`, called at the storage level: what
+        # SlidingWindowCounterRateLimiter.hit and .get_window_stats do, without the wrappers.
+        self._sliding = cast(SlidingWindowCounterSupport, self.storage)
+        self._redis_hit: Any = None  # the one-round-trip script, on Redis
+        if isinstance(self.storage, RedisStorage):
+            bridge = self.storage.bridge
+            self._redis_hit = bridge.get_connection().register_script(_ACQUIRE_AND_WINDOW)
+            self._redis_key = bridge.prefixed_key
         self._items: dict[Policy, RateLimitItem | None] = {
             Policy.API_READ: _item(settings.rate_limit_api_read),
             Policy.API_WRITE: _item(settings.rate_limit_api_write),
@@ -68,8 +84,14 @@ class RateLimiter:
         if item is None:
             return None
         key = f"{policy.value}:{identity}"
-        allowed = await self._limiter.hit(item, key)
-        stats = await self._limiter.get_window_stats(item, key)
+        if self._redis_hit is not None:
+            allowed, stats = await self._hit_redis(item, key)
+        else:
+            limit_key, expiry = item.key_for(key), item.get_expiry()
+            allowed = await self._sliding.acquire_sliding_window_entry(
+                limit_key, item.amount, expiry, 1
+            )
+            stats = _window_stats(item, *await self._sliding.get_sliding_window(limit_key, expiry))
         quota = Quota(
             limit=item.amount,
             remaining=max(0, stats.remaining),
@@ -84,12 +106,107 @@ class RateLimiter:
             )
         return quota
 
+    async def _hit_redis(self, item: RateLimitItem, key: str) -> tuple[bool, WindowStats]:
+        """`limits`' hit and get_window_stats, in one script call (same keys, same counts)."""
+        storage = self.storage
+        assert isinstance(storage, RedisStorage)
+        limit_key = item.key_for(key)
+        expiry = item.get_expiry()
+        reply = await self._redis_hit(
+            keys=[
+                self._redis_key(storage._previous_window_key(limit_key)),
+                self._redis_key(storage._current_window_key(limit_key)),
+            ],
+            args=[item.amount, expiry, 1],
+        )
+        # As limits' RedispyBridge.get_sliding_window reads the window (TTLs in milliseconds).
+        window = (
+            int(reply[1] or 0),
+            max(0.0, float(reply[2] or 0)) / 1000,
+            int(reply[3] or 0),
+            max(0.0, float(reply[4] or 0)) / 1000,
+        )
+        return bool(reply[0]), _window_stats(item, *window)
+
     async def ping(self) -> None:
         if not await self.storage.check():
             raise ConnectionError("rate-limit storage unreachable")
 
     async def reset(self) -> None:
         await self.storage.reset()
+
+
+def _window_stats(
+    item: RateLimitItem,
+    previous_count: int,
+    previous_expires_in: float,
+    current_count: int,
+    current_expires_in: float,
+) -> WindowStats:
+    """`SlidingWindowCounterRateLimiter.get_window_stats` on a window already read."""
+    expiry = item.get_expiry()
+    weighted = previous_count * previous_expires_in / expiry + current_count
+    remaining = max(0, item.amount - math.floor(weighted))
+    now = time.time()
+    if not (previous_count or current_count):
+        return WindowStats(now, remaining)
+    previous_reset_in = current_reset_in = math.inf
+    if previous_count:
+        previous_reset_in = previous_expires_in % (expiry / previous_count)
+    if current_count:
+        # A counter set in this very call has a TTL of exactly two windows, and x % expiry would
+        # say 0 where a read a millisecond later (as limits' second call was) says a window.
+        current_reset_in = current_expires_in % expiry or expiry
+    return WindowStats(now + min(previous_reset_in, current_reset_in), remaining)
+
+
+# limits' acquire_sliding_window.lua followed by its sliding_window.lua, in one call: KEYS are
+# the previous and current window keys, ARGV the limit, the expiry (s) and the cost. Returns
+# {acquired (1/0), previous count, previous TTL (ms), current count, current TTL (ms)}.
+_ACQUIRE_AND_WINDOW = """
+local limit = tonumber(ARGV[1])
+local expiry = tonumber(ARGV[2]) * 1000
+local amount = tonumber(ARGV[3])
+
+local function shift()
+    local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
+    if current_ttl > 0 and current_ttl < expiry then
+        -- Current window expired, shift it to the previous window
+        redis.call('rename', KEYS[2], KEYS[1])
+        redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
+    end
+end
+
+local function window()
+    return tonumber(redis.call('get', KEYS[1])) or 0, tonumber(redis.call('pttl', KEYS[1])) or 0,
+        tonumber(redis.call('get', KEYS[2])) or 0, tonumber(redis.call('pttl', KEYS[2])) or 0
+end
+
+local acquired = 0
+if amount <= limit then
+    shift()
+    local previous_count, previous_ttl, current_count, current_ttl = window()
+    if previous_ttl <= 0 then
+        previous_ttl = 0
+    end
+    if current_ttl <= 0 then
+        current_ttl = 0
+    end
+    local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
+    if (weighted_count + amount) <= limit then
+        if redis.call('exists', KEYS[2]) == 1 then
+            redis.call('incrby', KEYS[2], amount)
+        else
+            redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
+        end
+        acquired = 1
+    end
+end
+
+shift()
+local previous_count, previous_ttl, current_count, current_ttl = window()
+return {acquired, previous_count, previous_ttl, current_count, current_ttl}
+"""
 
 
 def _item(value: str) -> RateLimitItem | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,10 +66,19 @@ class InvalidToken(Exception):
 
 
 class AccessTokens:
+    VERIFIED_MAX = 4096
+    """Tokens whose signature and claims were verified, remembered with their time claims."""
+
     def __init__(self, key: str, issuer: str, ttl: timedelta) -> None:
         self._key = key
         self._issuer = issuer
         self.ttl = ttl
+        # token -> (claims, iat, nbf, exp). Everything PyJWT checks but the time is a function of
+        # the token string and our key alone, so a token seen valid need not be parsed and
+        # HMAC'd again: each call re-checks the time claims exactly as PyJWT does (no leeway)
+        # and any doubt goes back through PyJWT. This is not an authorisation cache: whether
+        # the session is revoked is still asked of the database on every request.
+        self._verified: dict[str, tuple[AccessClaims, int, int, int]] = {}
 
     def issue(self, claims: AccessClaims, now: datetime) -> str:
         payload = {
@@ -85,6 +95,20 @@ class AccessTokens:
         return jwt.encode(payload, self._key, algorithm=ALGORITHM, headers={"typ": "at+jwt"})
 
     def verify(self, token: str) -> AccessClaims:
+        seen = self._verified.get(token)
+        if seen is not None:
+            claims, iat, nbf, exp = seen
+            now = time.time()
+            if iat <= now and nbf <= now and now < exp:
+                return claims
+            self._verified.pop(token, None)  # expired (or the clock went back): PyJWT says why
+        claims, iat, nbf, exp = self._decode(token)
+        if len(self._verified) >= self.VERIFIED_MAX:
+            self._verified.pop(next(iter(self._verified)), None)  # the oldest
+        self._verified[token] = (claims, iat, nbf, exp)
+        return claims
+
+    def _decode(self, token: str) -> tuple[AccessClaims, int, int, int]:
         try:
             # `algorithms` is pinned: `none`, RS256-with-our-secret and friends are refused.
             payload = jwt.decode(
@@ -95,10 +119,13 @@ class AccessTokens:
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "nbf", "sub", "sid", "iss", "aud"]},
             )
-            return AccessClaims(
+            claims = AccessClaims(
                 user_id=uuid.UUID(payload["sub"]),
                 session_id=uuid.UUID(payload["sid"]),
                 scopes=frozenset(str(payload.get("scope", "")).split()),
             )
-        except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:
+            # As PyJWT compares them: int() of each, against the current Unix time.
+            times = int(payload["iat"]), int(payload["nbf"]), int(payload["exp"])
+            return claims, *times
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise InvalidToken(type(exc).__name__) from exc

@@ -1,0 +1,204 @@
+"""The per-request authorisation reads, run as one driver call each.
+
+Every authenticated request checks in the database that its login session (or personal token)
+is still valid. Through an ORM session that check was most of the request's CPU time: session
+and transaction objects, the identity map, and on SQLite six hops to aiosqlite's thread. Here a
+prebuilt Core SELECT is compiled once per engine and runs on the driver itself:
+
+- PostgreSQL: a connection from the engine's own pool, one asyncpg `fetchrow` outside any
+  transaction (the same per-statement READ COMMITTED snapshot as the read sessions), back to the
+  pool.
+- SQLite: a lookup by primary key answers in microseconds, less than one hop to aiosqlite's
+  thread costs, so it runs on a `query_only` connection of the calling thread with
+  `busy_timeout` 0 (in WAL mode readers do not wait for writers). Anything but an immediate
+  answer (a lock, any error) falls back to a regular read session, which waits as usual.
+
+Values are bound and read through the columns' SQLAlchemy types, exactly as the ORM would.
+Nothing is remembered between calls: a revocation committed before a request starts is seen by
+it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.util import greenlet_spawn
+
+from worthline.kit.db import Database
+
+try:  # SQLAlchemy 2.1 name; 2.0 spells it `await_only`
+    from sqlalchemy.util import await_ as _await
+except ImportError:  # pragma: no cover
+    from sqlalchemy.util import await_only as _await
+
+Processor = Callable[[Any], Any] | None
+
+
+class PreparedRead:
+    """One SELECT compiled for one dialect, with the bind and result conversions of its
+    columns' types (so values round-trip exactly as through the ORM)."""
+
+    __slots__ = ("_binds", "_results", "sql")
+
+    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        by_name = {bind.key: bind for bind in compiled.binds.values()}
+        self.sql = str(compiled)
+        self._binds: list[tuple[str, Processor]] = []
+        for name in compiled.positiontup or ():
+            bind = by_name[name]
+            self._binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        self._results: list[Processor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in stmt.selected_columns
+        ]
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [
+            params[name] if process is None else process(params[name])
+            for name, process in self._binds
+        ]
+
+    def row(self, raw: Any) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(raw, self._results, strict=True)
+        )
+
+
+class DriverReads:
+    """Runs prebuilt SELECTs of one `Database` as single driver calls (see the module doc).
+
+    Only for short reads by key whose statement is built once: each distinct statement object
+    is compiled once and kept."""
+
+    def __init__(self, db: Database) -> None:
+        # Weakly: this object is kept per Database in a WeakKeyDictionary.
+        self._db = weakref.ref(db)
+        self._engine = db.engine
+        self._postgres = db.dialect == "postgresql"
+        self._prepared: dict[int, tuple[Select[Any], PreparedRead]] = {}
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._sqlite_path = _sqlite_file(db) if db.dialect == "sqlite" else None
+        self._sqlite: dict[int, sqlite3.Connection] = {}
+        self._sqlite_pool: weakref.ref[Any] | None = None
+        self._lock = threading.Lock()
+        # The connections go with the Database (or at exit), and when its engine is disposed.
+        weakref.finalize(self, _close_all, self._sqlite)
+
+    def _prepare(self, stmt: Select[Any]) -> PreparedRead:
+        entry = self._prepared.get(id(stmt))
+        if entry is None or entry[0] is not stmt:
+            entry = (stmt, PreparedRead(stmt, self._engine.dialect))
+            self._prepared[id(stmt)] = entry
+        return entry[1]
+
+    async def first(self, stmt: Select[Any], params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of `stmt` with `params`, or None."""
+        prepared = self._prepare(stmt)
+        if self._postgres:
+            # At most pool_size lookups at once: beyond that, the pool would open overflow
+            # connections and close them again at check-in (a new connection per lookup under
+            # load); waiting here for a pooled one is much cheaper.
+            async with self._pg_slots():
+                return await greenlet_spawn(self._pg_first, prepared, prepared.args(params))
+        if self._sqlite_path is not None:
+            try:
+                rows = self._sqlite_connection().execute(prepared.sql, prepared.args(params))
+                found = rows.fetchall()  # exhausted: the statement's read snapshot ends here
+            except sqlite3.Error:
+                pass  # busy, locked or broken: the regular path waits, or reports it properly
+            else:
+                return prepared.row(found[0]) if found else None
+        db = self._db()
+        assert db is not None, "the Database was dropped"
+        async with db.read_session() as session:
+            row = (await session.execute(stmt, dict(params))).first()
+        return tuple(row) if row is not None else None
+
+    def _pg_slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            size = getattr(self._engine.sync_engine.pool, "size", None)
+            slots = self._slots[loop] = asyncio.Semaphore(max(1, size() if size else 5))
+        return slots
+
+    def _pg_first(self, prepared: PreparedRead, args: list[Any]) -> tuple[Any, ...] | None:
+        # Runs in a greenlet: the pool may have to connect, and checking in may close.
+        fairy = self._engine.sync_engine.raw_connection()
+        try:
+            # No transaction is open on a pooled connection: asyncpg runs this in autocommit.
+            raw = _await(fairy.driver_connection.fetchrow(prepared.sql, *args))
+        except BaseException:
+            fairy.invalidate()  # interrupted mid-statement: do not hand this connection on
+            raise
+        finally:
+            fairy.close()
+        return prepared.row(raw) if raw is not None else None
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        pool = self._engine.sync_engine.pool
+        if self._sqlite_pool is None or self._sqlite_pool() is not pool:
+            # New, or `Database.dispose()` replaced the engine's pool: reopen (the file may
+            # have been replaced too).
+            with self._lock:
+                _close_all(self._sqlite)
+                self._sqlite_pool = weakref.ref(pool)
+        key = threading.get_ident()
+        conn = self._sqlite.get(key)
+        if conn is None:
+            assert self._sqlite_path is not None
+            conn = sqlite3.connect(
+                self._sqlite_path.as_uri() + "?mode=rw",  # never creates a missing file
+                uri=True,
+                isolation_level=None,  # autocommit: each SELECT is its own read
+                check_same_thread=False,  # only this thread uses it; closed from another
+            )
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=0")
+            with self._lock:
+                self._sqlite[key] = conn
+        return conn
+
+
+def _sqlite_file(db: Database) -> Path | None:
+    url = db.engine.url
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        return None
+    if url.query:
+        return None
+    return Path(url.database).resolve()
+
+
+def _close_all(connections: dict[int, sqlite3.Connection]) -> None:
+    for conn in list(connections.values()):
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+    connections.clear()
+
+
+_READERS: weakref.WeakKeyDictionary[Database, DriverReads] = weakref.WeakKeyDictionary()
+_READERS_LOCK = threading.Lock()
+
+
+def driver_reads(db: Database) -> DriverReads:
+    """The `DriverReads` of `db`, made on first use and dropped with it."""
+    reader = _READERS.get(db)
+    if reader is None:
+        with _READERS_LOCK:
+            reader = _READERS.get(db)
+            if reader is None:
+                reader = _READERS[db] = DriverReads(db)
+    return reader
