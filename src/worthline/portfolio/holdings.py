@@ -243,10 +243,10 @@ async def sync_holdings(
     ]
     await market_repo.insert_missing(session, Price.__table__, reported, ["asset_id", "price_date"])
 
-    snapshot = await capture_account(
-        session, user_id, public_id, source=source, now=now, captured_at=as_of
-    )
     valuation = (await holdings_values(session, [account], day)).get(account.id)
+    snapshot = await capture_account(
+        session, user_id, public_id, source=source, now=now, captured_at=as_of, holdings=valuation
+    )
     count = valuation.count if valuation is not None else 0
     if created or updated or deactivated:
         await record(

@@ -172,17 +172,20 @@ async def capture_account(
     source: str = MANUAL_SYNC,
     now: datetime | None = None,
     captured_at: datetime | None = None,
+    holdings: HoldingsValue | None = None,
 ) -> SnapshotRow:
     """Capture one account of the caller from its ledger balance and holdings at `captured_at`
-    (default now: POST /sync; a holdings sync captures as of its `as_of`)."""
+    (default now: POST /sync; a holdings sync captures as of its `as_of`, with `holdings`
+    valued already)."""
     check_source(source, SYNC_SOURCES)
     now = now or utcnow()
     at = captured_at or now
     account = await _locked_account(session, user_id, public_id)
     _check_exponent(account)
     [state] = await repo.ledger_states(session, [Account.id == account.id], at)
-    holdings = await holdings_values(session, [account], at.date())
-    row = _captured_row(state, source, at, holdings.get(account.id))
+    if holdings is None:  # a holdings sync passes the valuation it has just made
+        holdings = (await holdings_values(session, [account], at.date())).get(account.id)
+    row = _captured_row(state, source, at, holdings)
     if row is not None:
         row["created_at"] = now
     if row is None:
