@@ -10,9 +10,8 @@ from fractions import Fraction
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from worthline.market.fx import FxTable, round_to
+from worthline.market.fx import FxTable, is_stale, round_to
 from worthline.portfolio.networth import _sweep, epoch_day, points
-from worthline.portfolio.valuation import is_stale
 
 START = date(2026, 1, 1)
 CURRENCIES = ("GBP", "USD", "EUR")

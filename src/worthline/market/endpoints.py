@@ -12,7 +12,7 @@ A symbol may hold `/` (`EUR/USD`): `/assets/EUR/USD/prices` is that asset's pric
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -23,7 +23,7 @@ from worthline.kit.problems import problem_responses
 from worthline.ledger.endpoints import InvalidDateRange
 from worthline.market import repository as repo
 from worthline.market import service
-from worthline.market.fx import rate_decimal
+from worthline.market.fx import is_stale, rate_decimal
 from worthline.market.schemas import (
     AssetIn,
     AssetList,
@@ -53,7 +53,6 @@ from worthline.portfolio import networth
 
 router = APIRouter(tags=["market data"])
 AUTH = (InvalidAccessToken, InsufficientScope)
-STALE_AFTER = timedelta(days=7)
 
 # `:path` so that a symbol holding "/" (EUR/USD) is one path parameter.
 PathSymbol = Annotated[Symbol, Path(description="e.g. VWRL.L, BRK.B, BTC-USD")]
@@ -218,5 +217,5 @@ async def get_fx_rate(
         rate=format(rate_decimal(rate.value), "f"),
         rate_date=rate.as_of,
         via=rate.via,
-        stale=rate.as_of is not None and rate.as_of < day - STALE_AFTER,
+        stale=is_stale(rate.as_of, day),
     )

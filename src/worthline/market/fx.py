@@ -13,11 +13,19 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from fractions import Fraction
 
 DEFAULT_PIVOTS = ("USD", "EUR")
+STALE_AFTER = timedelta(days=7)
+"""A price or a rate older than this (before the day it is used for) is stale."""
+
+
+def is_stale(as_of: date | None, day: date) -> bool:
+    return as_of is not None and as_of < day - STALE_AFTER
+
+
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 """Never rounds: the default context's 28 digits would round a large value a second time."""
 
@@ -34,9 +42,6 @@ class Rate:
 
     def convert(self, amount: Decimal | Fraction | int) -> Fraction:
         return Fraction(amount) * self.value
-
-
-IDENTITY_DATE = None
 
 
 class FxTable:
@@ -79,7 +84,7 @@ class FxTable:
     def rate(self, base: str, quote: str, day: date) -> Rate | None:
         """The rate in force on `day`, or None when no rate (direct, inverse, cross) is known."""
         if base == quote:
-            return Rate(base, quote, Fraction(1), IDENTITY_DATE, "identity")
+            return Rate(base, quote, Fraction(1), None, "identity")
         best: Rate | None = None
         leg = self._leg(base, quote, day)
         if leg is not None:

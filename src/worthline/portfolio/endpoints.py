@@ -35,7 +35,7 @@ from worthline.portfolio.schemas import (
     NetWorthPoint,
     plain,
 )
-from worthline.portfolio.valuation import Position, holdings_values, price_positions
+from worthline.portfolio.valuation import Position, price_positions, value_priced
 from worthline.snapshots.models import HOLDINGS_SYNC
 from worthline.snapshots.schemas import snapshot_json
 from worthline.snapshots.service import InvalidSnapshotSource
@@ -126,7 +126,8 @@ async def list_holdings(
         ],
         today,
     )
-    valuation = (await holdings_values(session, [account], today)).get(account.id)
+    active = [item for (holding, _), item in zip(rows, priced, strict=True) if holding.is_active]
+    valuation = (await value_priced(session, {account.id: account}, active, today)).get(account.id)
     items = []
     for (holding, asset), item in zip(rows, priced, strict=True):
         items.append(

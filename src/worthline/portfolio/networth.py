@@ -33,7 +33,7 @@ from worthline.kit.money import from_minor
 from worthline.ledger import repository as ledger_repo
 from worthline.ledger.models import Account, BalanceLive, Movement
 from worthline.market import repository as market_repo
-from worthline.market.fx import DEFAULT_PIVOTS, FxTable, round_to
+from worthline.market.fx import DEFAULT_PIVOTS, FxTable, is_stale, round_to
 from worthline.market.models import PRICE_SCALE, Asset
 from worthline.portfolio.models import Holding, HoldingHistory, NetWorthState
 from worthline.portfolio.valuation import (
@@ -41,7 +41,6 @@ from worthline.portfolio.valuation import (
     Flag,
     add,
     convert_all,
-    is_stale,
     places,
     positions,
     price_flags,

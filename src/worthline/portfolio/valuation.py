@@ -1,10 +1,10 @@
 """Valuing what is held: prices and rates in force on a day, staleness, and exact totals.
 
 A price or a rate is *in force* on a day when it is the latest on or before that day. One
-older than `STALE_AFTER` is still used and flagged `stale`; with none at all the value is left
-out and flagged `missing`: nothing is ever priced or converted at a guess. Arithmetic is exact
-(`Decimal` products under a wide context, rates as `Fraction`); an amount is rounded once, at
-the end, half to even, to the places of the currency it is given in.
+older than 7 days (`market.fx.STALE_AFTER`) is still used and flagged `stale`; with none at all
+the value is left out and flagged `missing`: nothing is ever priced or converted at a guess.
+Arithmetic is exact (`Decimal` products under a wide context, rates as `Fraction`); an amount
+is rounded once, at the end, half to even, to the places of the currency it is given in.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Context, Decimal
 from fractions import Fraction
 from typing import Any
@@ -23,11 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worthline.kit.currency import is_currency, minor_unit
 from worthline.ledger.models import Account
 from worthline.market import repository as market_repo
-from worthline.market.fx import FxTable, round_to
+from worthline.market.fx import DEFAULT_PIVOTS, FxTable, is_stale, round_to
 from worthline.market.models import Asset
 from worthline.portfolio.models import Holding
 
-STALE_AFTER = timedelta(days=7)
 WIDE = Context(prec=100)
 """Room for any product of a quantity and a price (each at most 38 digits): never rounds."""
 
@@ -51,10 +50,6 @@ class Flag:
     amount: Decimal | None = None  # what was left out or converted, in its own currency
     account_ids: tuple[uuid.UUID, ...] = ()
 
-    @property
-    def key(self) -> str:
-        return f"price:{self.symbol}" if self.kind == "price" else f"fx:{self.base}/{self.quote}"
-
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "status": self.status}
         if self.kind == "price":
@@ -68,10 +63,6 @@ class Flag:
         if self.account_ids:
             out["account_ids"] = [str(a) for a in self.account_ids]
         return out
-
-
-def is_stale(as_of: date | None, day: date) -> bool:
-    return as_of is not None and as_of < day - STALE_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +222,7 @@ async def holdings_values(
     session: AsyncSession,
     accounts: Collection[Account],
     day: date,
-    pivots: Iterable[str] = ("USD", "EUR"),
+    pivots: Iterable[str] = DEFAULT_PIVOTS,
 ) -> dict[int, HoldingsValue]:
     """The holdings value of each of `accounts` that has active holdings, at prices and rates
     in force on `day`, in the account's currency: three queries for all of them."""
@@ -241,15 +232,32 @@ async def holdings_values(
     held = await positions(session, [Holding.account_id.in_(list(by_id))])
     if not held:
         return {}
-    priced = await price_positions(session, held, day)
+    return await value_priced(
+        session, by_id, await price_positions(session, held, day), day, pivots
+    )
+
+
+async def value_priced(
+    session: AsyncSession,
+    accounts: Mapping[int, Account],
+    priced: Iterable[Priced],
+    day: date,
+    pivots: Iterable[str] = DEFAULT_PIVOTS,
+) -> dict[int, HoldingsValue]:
+    """Value positions already priced on `day`, per account, in each account's currency (one
+    query, for the rates)."""
     grouped: dict[int, list[Priced]] = {}
     for item in priced:
         grouped.setdefault(item.position.account_id, []).append(item)
-    currencies = {a.currency for a in by_id.values()} | {p.currency for p in held}
+    if not grouped:
+        return {}
+    currencies = {accounts[a].currency for a in grouped} | {
+        i.position.currency for items in grouped.values() for i in items
+    }
     fx = await market_repo.fx_table(session, currencies, day, day, tuple(pivots))
     out = {}
     for account_id, items in grouped.items():
-        account = by_id[account_id]
+        account = accounts[account_id]
         native: dict[str, Decimal] = {}
         for item in items:
             value = item.market_value
