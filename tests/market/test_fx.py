@@ -9,8 +9,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from worthline.market.fx import FxTable, Rate, rate_decimal, round_to
+from worthline.market.fx import FxTable, Rate, rate_decimal, round_ratio, round_to
 
 D1, D2, D3, D4 = date(2025, 1, 2), date(2025, 1, 3), date(2025, 1, 6), date(2025, 1, 7)
 
@@ -147,3 +149,14 @@ def test_round_to_rounds_once_half_even_and_keeps_every_digit():
     assert str(round_to(Fraction(1, 200), 2)) == "0.00"
     assert str(round_to(Fraction(3, 200), 2)) == "0.02"
     assert str(round_to(Fraction(10**30 + 1), 2)) == "1000000000000000000000000000001.00"
+
+
+@given(
+    numerator=st.integers(-(10**40), 10**40),
+    denominator=st.integers(1, 10**30),
+    places=st.integers(0, 12),
+)
+def test_round_ratio_is_python_s_exact_half_even_rounding(numerator, denominator, places):
+    expected = round(Fraction(numerator, denominator) * 10**places)  # Fraction: half to even
+    assert round_ratio(numerator, denominator, places) == Decimal(f"{expected}E-{places}")
+    assert round_ratio(numerator, denominator, places).as_tuple().exponent == -places

@@ -30,6 +30,10 @@ _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 """Never rounds: the default context's 28 digits would round a large value a second time."""
 
 
+_Leg = tuple[date, str, tuple[str, str], int]
+"""One leg of a rate: as of, "direct" or "inverse", the stored pair, index in its series."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """`1 base = value quote`, as known on `as_of` (the oldest rate it was derived from)."""
@@ -63,23 +67,35 @@ class FxTable:
             self._rates[pair] = [Fraction(r) for _, r in points]  # converted once
         self.pivots = tuple(pivots)
 
-    def _latest(self, base: str, quote: str, day: date) -> tuple[date, Fraction] | None:
+    def dates(self) -> list[date]:
+        """Every date on which one of the table's rates takes effect, ascending: between two
+        of them (and after the last), `rate` gives the same answer for any day."""
+        return sorted({day for dates in self._dates.values() for day in dates})
+
+    def _latest(self, base: str, quote: str, day: date) -> tuple[date, int] | None:
+        """The date and index of the pair's latest rate on or before `day`."""
         dates = self._dates.get((base, quote))
         if not dates:
             return None
         i = bisect.bisect_right(dates, day)
         if i == 0:
             return None
-        return dates[i - 1], self._rates[(base, quote)][i - 1]
+        return dates[i - 1], i - 1
 
-    def _leg(self, base: str, quote: str, day: date) -> tuple[Fraction, date, str] | None:
+    def _leg(self, base: str, quote: str, day: date) -> _Leg | None:
         direct = self._latest(base, quote, day)
         inverse = self._latest(quote, base, day)
         if direct is not None and (inverse is None or direct[0] >= inverse[0]):
-            return direct[1], direct[0], "direct"
+            return direct[0], "direct", (base, quote), direct[1]
         if inverse is not None:
-            return 1 / inverse[1], inverse[0], "inverse"
+            return inverse[0], "inverse", (quote, base), inverse[1]
         return None
+
+    def _value(self, leg: _Leg) -> Fraction:
+        """A leg's rate, computed only for a leg that is used (an inverse divides)."""
+        _, via, pair, i = leg
+        value = self._rates[pair][i]
+        return value if via == "direct" else 1 / value
 
     def rate(self, base: str, quote: str, day: date) -> Rate | None:
         """The rate in force on `day`, or None when no rate (direct, inverse, cross) is known."""
@@ -88,7 +104,7 @@ class FxTable:
         best: Rate | None = None
         leg = self._leg(base, quote, day)
         if leg is not None:
-            best = Rate(base, quote, leg[0], leg[1], leg[2])
+            best = Rate(base, quote, self._value(leg), leg[0], leg[1])
         for pivot in self.pivots:
             if pivot in (base, quote):
                 continue
@@ -96,15 +112,24 @@ class FxTable:
             second = self._leg(pivot, quote, day) if first is not None else None
             if first is None or second is None:
                 continue
-            as_of = min(first[1], second[1])
+            as_of = min(first[0], second[0])
             if best is None or (best.as_of is not None and as_of > best.as_of):
-                best = Rate(base, quote, first[0] * second[0], as_of, f"cross:{pivot}")
+                value = self._value(first) * self._value(second)
+                best = Rate(base, quote, value, as_of, f"cross:{pivot}")
         return best
 
 
 def round_to(value: Fraction, places: int) -> Decimal:
     """An exact rational rounded half-to-even to `places` decimals (the one rounding step)."""
-    whole = round(value * Fraction(10) ** places)  # Fraction rounds half to even, exactly
+    return round_ratio(value.numerator, value.denominator, places)
+
+
+def round_ratio(numerator: int, denominator: int, places: int) -> Decimal:
+    """`numerator / denominator` (denominator > 0) rounded half-to-even to `places` decimals,
+    in integers: what `round_to` does without building a `Fraction` (no gcd)."""
+    whole, rest = divmod(numerator * 10**places, denominator)  # floor: 0 <= rest < denominator
+    if 2 * rest > denominator or (2 * rest == denominator and whole % 2):
+        whole += 1
     return Decimal(whole).scaleb(-places, _EXACT)
 
 

@@ -92,14 +92,21 @@ async def market_caps_between(
 async def latest_prices(
     session: AsyncSession, asset_ids: Collection[int], day: date
 ) -> dict[int, tuple[date, Decimal]]:
-    """Each asset's close on the latest date on or before `day` (one query, by the primary
-    key's (asset, date) order)."""
+    """Each asset's close on the latest date on or before `day`: one query, one backward
+    probe of the primary key per asset (a `max … group by` would read every earlier price)."""
     if not asset_ids:
         return {}
     latest = (
-        select(Price.asset_id, func.max(Price.price_date).label("price_date"))
-        .where(Price.asset_id.in_(list(asset_ids)), Price.price_date <= day)
-        .group_by(Price.asset_id)
+        select(
+            Asset.id.label("asset_id"),
+            select(Price.price_date)
+            .where(Price.asset_id == Asset.id, Price.price_date <= day)
+            .order_by(Price.price_date.desc())
+            .limit(1)
+            .scalar_subquery()
+            .label("price_date"),
+        )
+        .where(Asset.id.in_(list(asset_ids)))
         .subquery()
     )
     rows = await session.execute(
