@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_networth.py                        # SQLite
     .venv/bin/python benchmarks/bench_networth.py --engine postgresql --profile 25
-    .venv/bin/python benchmarks/bench_networth.py --prototype --gc-freeze [--keep | --reuse URL]
+    .venv/bin/python benchmarks/bench_networth.py --gc-freeze [--keep | --reuse URL]
 
 Target: GET /api/v1/net-worth/history over 10 years, daily, for a user with 50 accounts in
 3 currencies and 200 holdings: under 150 ms.
@@ -25,17 +25,21 @@ Target: GET /api/v1/net-worth/history over 10 years, daily, for a user with 50 a
      and two broker accounts synced yearly (other users' rows in the same tables).
    PostgreSQL is then VACUUM ANALYZEd (what autovacuum would have done); SQLite is left as an
    application leaves it (no ANALYZE).
-2. For interval day, week and month over the whole range: GET /api/v1/net-worth/history
+2. The user's series tables (`portfolio.series`) are built once, as the first read of the
+   series does for a user who has none (timed: "series build").
+3. For interval day, week and month over the whole range: GET /api/v1/net-worth/history
    through the app in-process (httpx ASGITransport, as the tests' client) and the bare
-   `networth.history()` on a read session: a warm-up, then `--runs` timed runs each; p50, p95,
+   `series.history()` on a read session: a warm-up, then `--runs` timed runs each; p50, p95,
    p99, max and the garbage collector's pauses per run. Then one instrumented run per
    interval: time and rows of each statement `history()` sends (rows fetched and decoded) and
-   of the Python sweep (`_sweep`); with `--profile N`, a cProfile of one daily `history()`
-   call (top N by own time).
-3. `--prototype`: the same series read from daily projections that writes would maintain
-   (built here in scratch tables; see the section below), checked equal to history() and to
-   the endpoint's JSON, timed bare and through the endpoint. `--gc-freeze`: gc.freeze() once
-   the app and the data are set up, as a worker could after starting.
+   the Python around them; with `--profile N`, a cProfile of one daily call (top N by own
+   time). `--gc-freeze`: gc.freeze() once the app and the data are set up, as the server does
+   after starting (`kit.middleware`), which the in-process client does not run.
+4. What keeping the series costs the writes that maintain it, each in its own unit of work
+   through the service layer: a holdings sync of one broker account today, today's close for
+   every asset (`upsert_prices` + `market_moved`: every holder's series from today on), a
+   movement on an Asset account, and a price correction 5 years back for one held asset
+   (its holders' series recomputed from then on). Each is timed `--write-runs` times.
 """
 
 from __future__ import annotations
@@ -497,17 +501,37 @@ async def timed(call: Callable[[], Awaitable[int]], runs: int, warmup: int) -> d
     }
 
 
+class Fetched(list):
+    """Rows fetched in full, usable as the result they came from (`.all()`, iteration)."""
+
+    def all(self) -> list[Any]:
+        return list(self)
+
+
 class CountingSession:
-    """A session whose `execute` fetches (and decodes) every row at once, timing it and
-    counting the rows: what `history()` does with each result anyway."""
+    """A session (and its connection) whose `execute` fetches and decodes every row at once,
+    timing it and counting the rows: what `history()` does with each result anyway."""
 
     def __init__(self, session: Any) -> None:
         self._session = session
         self.log: list[tuple[float, int]] = []
 
-    async def execute(self, *a: Any, **kw: Any) -> list[Any]:
+    async def execute(self, *a: Any, **kw: Any) -> Fetched:
+        return await self._timed(self._session.execute(*a, **kw))
+
+    async def connection(self) -> Any:
+        connection = await self._session.connection()
+        outer = self
+
+        class Counting:
+            async def execute(self, *a: Any, **kw: Any) -> Fetched:
+                return await outer._timed(connection.execute(*a, **kw))
+
+        return Counting()
+
+    async def _timed(self, pending: Awaitable[Any]) -> Fetched:
         t0 = time.perf_counter()
-        rows = (await self._session.execute(*a, **kw)).all()
+        rows = Fetched((await pending).all())
         self.log.append(((time.perf_counter() - t0) * 1000, len(rows)))
         return rows
 
@@ -516,56 +540,42 @@ class CountingSession:
 
 
 STATEMENTS = (
-    "1 cash changes (balances_live, window + group by)",
-    "2 holding history",
-    "3 assets",
-    "4a opening prices (latest before start)",
-    "4b prices in range",
-    "5 fx rates",
+    "1 cash changes (net_worth_cash)",
+    "2 holdings value changes (net_worth_held)",
+    "3 stale spans (net_worth_stale)",
+    "4 fx rates",
 )
 
 
 async def phases(db: Any, user_id: uuid.UUID, start: date, end: date, interval: str) -> list:
-    """One instrumented `history()` run: (what, ms, rows) per statement and for the sweep."""
-    from worthline.portfolio import networth
+    """One instrumented `series.history()` run: (what, ms, rows) per statement, then the rest."""
+    from worthline.portfolio import series
 
-    sweep_ms = [0.0]
-    original = networth._sweep
-
-    def sweep(*a: Any, **kw: Any) -> Any:
+    dates = series.points(start, end, interval)
+    async with db.read_session() as session:
+        counting = CountingSession(session)
         t0 = time.perf_counter()
-        out = original(*a, **kw)
-        sweep_ms[0] = (time.perf_counter() - t0) * 1000
-        return out
-
-    networth._sweep = sweep  # type: ignore[assignment]
-    try:
-        async with db.read_session() as session:
-            counting = CountingSession(session)
-            t0 = time.perf_counter()
-            out = await networth.history(counting, user_id, "GBP", start, end, interval)  # type: ignore[arg-type]
-            total = (time.perf_counter() - t0) * 1000
-    finally:
-        networth._sweep = original  # type: ignore[assignment]
+        await series.history(counting, user_id, "GBP", dates)  # type: ignore[arg-type]
+        total = (time.perf_counter() - t0) * 1000
     names = STATEMENTS if len(counting.log) == len(STATEMENTS) else None
     rows = [
         (names[i] if names else f"statement {i + 1}", ms, n)
         for i, (ms, n) in enumerate(counting.log)
     ]
-    rows.append(("sweep (Python)", sweep_ms[0], len(out)))
-    queries = sum(ms for _, ms, _ in rows[:-1])
-    rows.append(("Python between the statements", total - queries - sweep_ms[0], None))
+    queries = sum(ms for _, ms, _ in rows)
+    rows.append(("Python (sums, rates, flags, rounding)", total - queries, None))
     rows.append(("total", total, None))
     return rows
 
 
 async def profile(db: Any, user_id: uuid.UUID, start: date, end: date, top: int) -> None:
-    from worthline.portfolio import networth
+    from worthline.portfolio import series
 
+    dates = series.points(start, end, "day")
     async with db.read_session() as session:
         profiler = cProfile.Profile()
         profiler.enable()
-        await networth.history(session, user_id, "GBP", start, end, "day")
+        await series.history(session, user_id, "GBP", dates)
         profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
@@ -577,7 +587,7 @@ async def profile(db: Any, user_id: uuid.UUID, start: date, end: date, top: int)
 
 
 async def measure(ctx: Any, client: Any, user_id: uuid.UUID, headers: dict, args: Any) -> dict:
-    from worthline.portfolio import networth
+    from worthline.portfolio import series
 
     end = datetime.now(UTC).date()
     start = end - timedelta(days=round(365.25 * args.years))
@@ -593,8 +603,9 @@ async def measure(ctx: Any, client: Any, user_id: uuid.UUID, headers: dict, args
             return len(r.json()["points"])
 
         async def bare(interval: str = interval) -> int:
+            dates = series.points(start, end, interval)
             async with ctx.db.read_session() as session:
-                out = await networth.history(session, user_id, "GBP", start, end, interval)
+                out = await series.history(session, user_id, "GBP", dates)
             return len(out)
 
         for name, call in (("GET /net-worth/history", http), ("history()", bare)):
@@ -615,289 +626,104 @@ async def measure(ctx: Any, client: Any, user_id: uuid.UUID, headers: dict, args
     return figures
 
 
-# --------------------------------------------------------------------------- prototype
-#
-# Not the app's code: what the series would cost per request if writes maintained daily
-# projections per user, as `balances_live` is for the ledger: the change of the closing cash per
-# currency and day, the change of Σ quantity × close in force per asset currency and day, and
-# the spans of days a held asset's price is stale or missing. Built here from scratch in
-# scratch tables of the throwaway database (days as epoch-day integers; market values as
-# decimal text of integers in 10⁻¹⁶ units, beyond a 64-bit integer); checked against history().
-
-PROTO_TABLES = ("bench_nw_cash", "bench_nw_held", "bench_nw_flags")
-PROTO_DDL = (
-    "CREATE TABLE bench_nw_cash (user_id VARCHAR(36), day INTEGER, currency VARCHAR(3),"
-    " exponent INTEGER, change BIGINT, PRIMARY KEY (user_id, day, currency))",
-    "CREATE TABLE bench_nw_held (user_id VARCHAR(36), day INTEGER, currency VARCHAR(3),"
-    " change VARCHAR(60), PRIMARY KEY (user_id, day, currency))",
-    "CREATE TABLE bench_nw_flags (user_id VARCHAR(36), since INTEGER, until INTEGER,"
-    " symbol VARCHAR(32), PRIMARY KEY (user_id, since, symbol))",
-)
-SCALE = 16  # market values: a quantity's 8 decimals times a price's 8, as networth._sweep
-EPOCH = date(1970, 1, 1).toordinal()
+# --------------------------------------------------------------------------- writes
 
 
-def eday(day: date) -> int:
-    return day.toordinal() - EPOCH
+async def writes(ctx: Any, user_id: uuid.UUID, args: argparse.Namespace) -> dict:
+    """What maintaining the series costs the writes that move it (see the module docstring)."""
+    from sqlalchemy import func, select
 
-
-async def proto_build(db: Any, user_id: uuid.UUID, today: date) -> dict[str, int]:
-    """Fill the projections of one user from the ledger, holdings and prices."""
-    from sqlalchemy import select, text
-
+    from worthline.kit.db import unit_of_work
+    from worthline.ledger import service as ledger
     from worthline.ledger.models import Account
+    from worthline.market import service as market
     from worthline.market.models import Asset, Price
-    from worthline.portfolio import networth
-    from worthline.portfolio.models import HoldingHistory
-    from worthline.portfolio.valuation import STALE_AFTER
+    from worthline.portfolio.holdings import HoldingIn, sync_holdings
+    from worthline.portfolio.models import Holding
+    from worthline.portfolio.networth import market_moved
 
+    db = ctx.db
+    today = datetime.now(UTC).date()
     async with db.read_session() as session:
-        cash = (await session.execute(networth._cash_changes(user_id, today))).all()
-        rows = await session.execute(
-            select(
-                HoldingHistory.account_id,
-                HoldingHistory.asset_id,
-                HoldingHistory.effective_date,
-                HoldingHistory.quantity,
-            )
-            .join(Account, Account.id == HoldingHistory.account_id)
-            .where(Account.user_id == user_id, Account.account_type.in_(networth.NET_WORTH_TYPES))
-            .order_by(HoldingHistory.effective_date)
+        broker = await session.scalar(
+            select(Account)
+            .where(Account.user_id == user_id, Account.full_path.like("Asset:Broker:%"))
+            .order_by(Account.full_path)
+            .limit(1)
         )
-        last: dict[tuple[int, int], Decimal] = {}
-        steps: dict[int, dict[int, int]] = {}  # asset -> epoch day -> quantity change × 10⁸
-        for account_id, asset_id, day, quantity in rows:
-            delta = quantity - last.get((account_id, asset_id), Decimal(0))
-            last[(account_id, asset_id)] = quantity
-            per_day = steps.setdefault(asset_id, {})
-            per_day[eday(day)] = per_day.get(eday(day), 0) + int(delta.scaleb(8))
-        assets = dict(
-            (a, (symbol, currency))
-            for a, symbol, currency in await session.execute(
-                select(Asset.id, Asset.symbol, Asset.currency).where(Asset.id.in_(steps))
+        bank = await session.scalar(
+            select(Account)
+            .where(Account.user_id == user_id, Account.full_path.like("Asset:Bank:%"))
+            .order_by(Account.full_path)
+            .limit(1)
+        )
+        opening = await session.scalar(
+            select(Account).where(
+                Account.user_id == user_id, Account.full_path == f"Income:Salary:{bank.currency}"
             )
         )
-        prices: dict[int, tuple[list[int], list[int]]] = {a: ([], []) for a in steps}
-        for a, day, close in await session.execute(
-            select(Price.asset_id, Price.price_date, Price.close)
-            .where(Price.asset_id.in_(steps), Price.price_date <= today)
-            .order_by(Price.asset_id, Price.price_date)
-        ):
-            prices[a][0].append(eday(day))
-            prices[a][1].append(int(close.scaleb(8)))
-    held: dict[tuple[int, str], int] = {}
-    flags = []
-    end, stale_after = eday(today), STALE_AFTER.days
-    for a, per_day in steps.items():
-        symbol, currency = assets[a]
-        days, closes = prices[a]
-        changes = sorted(per_day)
-        quantity = value = i = j = 0
-        stale_since = None
-        for day in range(changes[0], end + 1):
-            while i < len(changes) and changes[i] <= day:
-                quantity += per_day[changes[i]]
-                i += 1
-            while j < len(days) and days[j] <= day:
-                j += 1
-            new = quantity * closes[j - 1] if j else 0
-            if new != value:
-                held[(day, currency)] = held.get((day, currency), 0) + new - value
-                value = new
-            stale = bool(quantity) and (not j or days[j - 1] < day - stale_after)
-            if stale and stale_since is None:
-                stale_since = day
-            elif not stale and stale_since is not None:
-                flags.append((stale_since, day, symbol))
-                stale_since = None
-        if stale_since is not None:
-            flags.append((stale_since, end + 1, symbol))
-    uid = str(user_id)
-    async with db.engine.begin() as conn:
-        for table in PROTO_TABLES:
-            await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-        for ddl in PROTO_DDL:
-            await conn.exec_driver_sql(ddl)
-        inserts = {
-            "bench_nw_cash (user_id, day, currency, exponent, change)": [
-                {"a": uid, "b": eday(d), "c": cur, "d": e, "e": int(t)} for cur, e, d, t in cash
-            ],
-            "bench_nw_held (user_id, day, currency, change)": [
-                {"a": uid, "b": d, "c": cur, "d": str(v)} for (d, cur), v in held.items() if v
-            ],
-            "bench_nw_flags (user_id, since, until, symbol)": [
-                {"a": uid, "b": since, "c": until, "d": symbol} for since, until, symbol in flags
-            ],
-        }
-        for target, values in inserts.items():
-            if values:
-                marks = ", ".join(f":{k}" for k in values[0])
-                # Names are the constants above: nothing user-supplied.
-                await conn.execute(text(f"INSERT INTO {target} VALUES ({marks})"), values)  # noqa: S608
-    return {
-        "cash rows": len(cash),
-        "holdings rows": sum(1 for v in held.values() if v),
-        "flag spans": len(flags),
-    }
-
-
-def _rates_in_force(fx: Any, currencies: list[str], target: str, dates: list[date]) -> list:
-    """Each point's Rate per currency, looked up again only once a rate date is crossed
-    (between two dates of the table every lookup returns the same Rate)."""
-    import bisect
-
-    changes = sorted({d for series in fx._dates.values() for d in series})  # a private field
-    out: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
-    following = date.min
-    for point in dates:
-        if point >= following:
-            current = {c: fx.rate(c, target, point) for c in currencies}
-            i = bisect.bisect_right(changes, point)
-            following = changes[i] if i < len(changes) else date.max
-        out.append(current)
-    return out
-
-
-async def proto_history(
-    session: Any,
-    user_id: uuid.UUID,
-    target: str,
-    start: date,
-    end: date,
-    interval: str,
-    phases: list[float] | None = None,
-) -> list[Any]:
-    """history() from the projections: three small reads, the rates, integers throughout,
-    each point rounded once (half to even), as history() does."""
-    import itertools
-    from math import lcm
-
-    from sqlalchemy import text
-
-    from worthline.market import repository as market_repo
-    from worthline.portfolio import networth
-    from worthline.portfolio.valuation import STALE_AFTER, places
-
-    t0 = time.perf_counter()
-    dates = networth.points(start, end, interval)
-    uid, first, last = str(user_id), eday(dates[0]), eday(dates[-1])
-    width = last - first + 1
-    arrays: dict[str, list[int]] = {}
-    conn = await session.connection()
-    cash = (
-        "SELECT day, currency, exponent, change FROM bench_nw_cash WHERE user_id = :u AND day <= :e"
-    )
-    for day, cur, exponent, change in await conn.execute(text(cash), {"u": uid, "e": last}):
-        values = arrays.get(cur) or arrays.setdefault(cur, [0] * width)
-        values[max(day - first, 0)] += change * 10 ** (SCALE + exponent)
-    held = "SELECT day, currency, change FROM bench_nw_held WHERE user_id = :u AND day <= :e"
-    for day, cur, change in await conn.execute(text(held), {"u": uid, "e": last}):
-        values = arrays.get(cur) or arrays.setdefault(cur, [0] * width)
-        values[max(day - first, 0)] += int(change)
-    flags_sql = (
-        "SELECT since, until, symbol FROM bench_nw_flags"
-        " WHERE user_id = :u AND since <= :e AND until > :s"
-    )
-    spans = list(await conn.execute(text(flags_sql), {"u": uid, "e": last, "s": first}))
-    t1 = time.perf_counter()
-    fx = await market_repo.fx_table(session, {*arrays, target}, start, end)
-    t2 = time.perf_counter()
-    totals = {cur: list(itertools.accumulate(values)) for cur, values in arrays.items()}
-    currencies = list(totals)
-    in_force = _rates_in_force(fx, currencies, target, dates)
-    t3 = time.perf_counter()
-    digits = places(target)
-    out = []
-    for point, rates in zip(dates, in_force, strict=True):
-        day = eday(point)
-        flags = {f"price:{s}" for a, b, s in spans if a <= day < b}
-        numerator, denominator = 0, 1
-        for cur in currencies:
-            amount = totals[cur][day - first]
-            if amount == 0:
-                continue
-            rate = rates[cur]
-            if rate is None or (rate.as_of is not None and rate.as_of < point - STALE_AFTER):
-                flags.add(f"fx:{cur}/{target}")
-                if rate is None:
-                    continue
-            n, d = rate.value.numerator, rate.value.denominator
-            common = lcm(denominator, d)
-            numerator = numerator * (common // denominator) + amount * n * (common // d)
-            denominator = common
-        whole = denominator * 10**SCALE  # round numerator / whole to `digits`, half to even
-        q, r = divmod(numerator * 10**digits, whole)
-        if 2 * r > whole or (2 * r == whole and q % 2):
-            q += 1
-        out.append(networth.Point(point, Decimal(q).scaleb(-digits), sorted(flags)))
-    if phases is not None:
-        phases[:] = [
-            (t1 - t0) * 1000,
-            (t2 - t1) * 1000,
-            (t3 - t2) * 1000,
-            (time.perf_counter() - t3) * 1000,
-        ]
-    return out
-
-
-async def prototype(
-    db: Any, client: Any, headers: dict, user_id: uuid.UUID, args: argparse.Namespace
-) -> dict:
-    """Build the projections, check the prototype against history() (bare and over HTTP),
-    then time it both ways, the endpoint calling it in place of history()."""
-    from worthline.portfolio import networth
-
-    end = datetime.now(UTC).date()
-    start = end - timedelta(days=round(365.25 * args.years))
-    t0 = time.perf_counter()
-    built = await proto_build(db, user_id, end)
-    log(f"  prototype: projections built from scratch in {time.perf_counter() - t0:.1f} s: {built}")
+        held = (
+            await session.execute(
+                select(Asset.symbol, Holding.quantity)
+                .join(Holding, Holding.asset_id == Asset.id)
+                .where(Holding.account_id == broker.id, Holding.is_active.is_(True))
+                .order_by(Asset.symbol)
+            )
+        ).all()
+        assets = list(await session.scalars(select(Asset).order_by(Asset.id)))
+        latest = dict(
+            (
+                await session.execute(
+                    select(Price.asset_id, func.max(Price.close)).group_by(Price.asset_id)
+                )
+            ).all()
+        )
+        held_asset = await session.scalar(
+            select(Asset).where(Asset.symbol == held[0][0]) if held else select(Asset).limit(1)
+        )
     figures: dict[str, Any] = {}
-    original = networth.history
-    for interval in ("day", "week", "month"):
-        async with db.read_session() as session:
-            want = await networth.history(session, user_id, "GBP", start, end, interval)
-            got = await proto_history(session, user_id, "GBP", start, end, interval)
-        same = [(p.day, p.net_worth, p.stale) for p in want] == [
-            (p.day, p.net_worth, p.stale) for p in got
+
+    async def sync(n: int) -> None:
+        items = [
+            HoldingIn(symbol, quantity + Decimal(n + 1) if i == 0 else quantity)
+            for i, (symbol, quantity) in enumerate(held)
         ]
-        assert same, f"the prototype differs from history() ({interval})"
-        url = f"/net-worth/history?start_date={start}&end_date={end}&interval={interval}"
-        real = (await client.get(url, headers=headers)).json()
+        async with unit_of_work(db) as session:
+            await sync_holdings(session, user_id, broker.public_id, items)
 
-        async def http(url: str = url) -> int:
-            r = await client.get(url, headers=headers)
-            assert r.status_code == 200, r.text
-            return len(r.json()["points"])
+    async def closes(n: int) -> None:
+        async with unit_of_work(db) as session:
+            for asset in assets:
+                price = latest.get(asset.id, Decimal(10)) + Decimal(n) / 100
+                await market.upsert_prices(session, asset, [market.PriceIn(today, price)])
+            await market_moved(session, prices={a.id: today for a in assets})
 
-        async def bare(interval: str = interval) -> int:
-            async with db.read_session() as session:
-                return len(await proto_history(session, user_id, "GBP", start, end, interval))
+    async def movement(n: int) -> None:
+        async with unit_of_work(db) as session:
+            spec = ledger.NewMovement(opening.public_id, bank.public_id, Decimal("1.00"))
+            await ledger.record_movements(session, user_id, [spec])
 
-        networth.history = proto_history  # type: ignore[assignment]
-        try:
-            assert (await client.get(url, headers=headers)).json() == real
-            timings = {
-                "GET (prototype)": await timed(http, args.runs, args.warmup),
-                "prototype history()": await timed(bare, args.runs, args.warmup),
-            }
-        finally:
-            networth.history = original  # type: ignore[assignment]
-        phases: list[float] = []
-        async with db.read_session() as session:
-            await proto_history(session, user_id, "GBP", start, end, interval, phases)
-        for name, f in timings.items():
-            figures[f"{name} {interval}"] = f
-            log(
-                f"  {name:<23} {interval:<5} {f['points']:>5} points: p50 {f['p50']:7.1f} ms  "
-                f"p95 {f['p95']:7.1f}  p99 {f['p99']:7.1f}  max {f['max']:7.1f}  "
-                f"(GC {f['gc_ms']:.0f} ms/run; {f['runs']} runs, load {f['load']:.2f})"
-            )
+    async def backfill(n: int) -> None:
+        day = today - timedelta(days=5 * 365 + n)
+        async with unit_of_work(db) as session:
+            await market.upsert_prices(session, held_asset, [market.PriceIn(day, Decimal(50 + n))])
+            await market_moved(session, prices={held_asset.id: day})
+
+    for name, call in (
+        (f"holdings sync today ({len(held)} positions)", sync),
+        (f"today's close for all {len(assets)} assets, one transaction", closes),
+        ("one movement on an Asset account", movement),
+        ("a price correction 5 years back (one held asset)", backfill),
+    ):
+        samples = []
+        for n in range(args.write_runs):
+            t0 = time.perf_counter()
+            await call(n)
+            samples.append((time.perf_counter() - t0) * 1000)
+        figures[name] = samples
         log(
-            f"    same points as history(), same JSON over HTTP; one run: projection reads "
-            f"{phases[0]:.1f} ms, fx query {phases[1]:.1f}, rates {phases[2]:.1f}, "
-            f"points {phases[3]:.1f}"
+            f"  write: {name:<58} p50 {pct(samples, 50):8.1f} ms  max {max(samples):8.1f} ms"
+            f"  ({len(samples)} runs, load {load_avg():.2f})"
         )
     return figures
 
@@ -946,6 +772,13 @@ async def run(url: str, args: argparse.Namespace, data_dir: Path, reuse: bool) -
                 await build(ctx, client, args, data_dir.parent)
                 log(f"  data built in {time.perf_counter() - started:.1f} s, load {load_avg():.2f}")
             user_id, headers = await login(client)
+            from worthline.portfolio import series
+
+            t0 = time.perf_counter()
+            await series.ensure_built(ctx.db, user_id)
+            log(
+                f"  series build (the first read's one-time work): {time.perf_counter() - t0:.2f} s"
+            )
             if args.gc_freeze:  # what a worker could do once started: see the notes
                 gc.collect()
                 gc.freeze()
@@ -953,8 +786,8 @@ async def run(url: str, args: argparse.Namespace, data_dir: Path, reuse: bool) -
             if not args.runs:
                 return {}
             figures = await measure(ctx, client, user_id, headers, args)
-            if args.prototype:
-                figures["prototype"] = await prototype(ctx.db, client, headers, user_id, args)
+            if args.write_runs:
+                figures["writes"] = await writes(ctx, user_id, args)
             return figures
     finally:
         await ctx.close()
@@ -1013,9 +846,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print top N")
     parser.add_argument(
-        "--prototype",
-        action="store_true",
-        help="also time a prototype reading maintained daily projections (scratch tables)",
+        "--write-runs", type=int, default=5, help="timed runs per maintaining write (0: none)"
     )
     parser.add_argument(
         "--gc-freeze",

@@ -42,6 +42,7 @@ from worthline.ledger.journal.syntax import Movement as JournalMovement
 from worthline.ledger.journal.writer import write, write_transaction
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 from worthline.ledger.service import EARLIEST, LATEST, NewAccount, account_values
+from worthline.portfolio import series
 from worthline.snapshots import service as snapshots
 from worthline.snapshots.models import ACCOUNT_SYNC
 
@@ -235,6 +236,8 @@ async def import_journal(
     except JournalError as exc:
         raise JournalInvalid(exc) from exc
     await projections.rebuild(session, importer.touched)
+    if importer.recorded:
+        await series.rebuild_cash(session, user_id)
     await publish.balances_updated(session, user_id, importer.touched, importer.now, before=before)
     # A statement import is an account sync: snapshot every touched account, set-wise.
     await snapshots.capture_accounts(session, importer.touched, ACCOUNT_SYNC, importer.now)

@@ -28,6 +28,7 @@ from worthline.ledger import projections, publish
 from worthline.ledger import repository as repo
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 from worthline.ledger.paths import parse_path
+from worthline.portfolio import series
 from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
 from worthline.portfolio.networth import opened as net_worth_opened
 
@@ -152,6 +153,7 @@ async def delete_account(session: AsyncSession, user_id: uuid.UUID, public_id: u
     await session.flush()
     if account.account_type in NET_WORTH_TYPES:
         net_worth_changed(session, user_id)
+        series.held_changed(session, user_id, None)  # its holdings history went with it
 
 
 def check_value_time(value_time: datetime, loc: Sequence[str | int]) -> datetime:
@@ -247,7 +249,9 @@ async def _record(
         await session.flush()
     await session.execute(insert(Movement), rows)
     await projections.apply(session, deltas)
-    touched = {a.id for a in accounts.values()}
+    by_id = {a.id: a for a in accounts.values()}
+    await series.add_movements(session, user_id, rows, by_id)
+    touched = set(by_id)
     later = [row["value_time"] for row in rows if row["value_time"] > now]
     await publish.balances_updated(
         session,
@@ -257,7 +261,6 @@ async def _record(
         moved=publish.moved_by(rows, now),
         future=min(later, default=None),
     )
-    by_id = {a.id: a for a in accounts.values()}
     for row in rows:
         row["from_account"] = by_id[row["from_account_id"]]
         row["to_account"] = by_id[row["to_account_id"]]

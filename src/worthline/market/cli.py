@@ -118,7 +118,7 @@ async def import_prices(
 
     assets: dict[str, Asset | None] = {}
     seen: dict[tuple[int, date], int] = {}
-    imported: set[int] = set()
+    imported: dict[int, date] = {}  # asset → the earliest price date written
     total = 0
     for batch in _batches(rows, BATCH_ROWS):
         symbols = {values.get("symbol", "") for _, values in batch} - assets.keys()
@@ -148,11 +148,12 @@ async def import_prices(
                 total += await service.upsert_prices(session, asset, prices)
             except InvalidMarketData as exc:
                 raise _at_line(exc, lines) from exc
-            imported.add(asset.id)
+            earliest = min(p.day for p in prices)
+            imported[asset.id] = min(imported.get(asset.id, earliest), earliest)
         progress(total)
     from worthline.portfolio.networth import market_moved
 
-    await market_moved(session, asset_ids=sorted(imported))
+    await market_moved(session, prices=imported)
     return total, len(imported)
 
 

@@ -110,7 +110,8 @@ async def upsert_prices(
     asset = await service.get_asset(session, symbol)
     rows = [PriceIn(p.date, p.close, p.open, p.high, p.low, p.volume) for p in body.prices]
     upserted = await service.upsert_prices(session, asset, rows)
-    await networth.market_moved(session, asset_ids=[asset.id])
+    if rows:
+        await networth.market_moved(session, prices={asset.id: min(r.day for r in rows)})
     return Upserted(upserted=upserted)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from worthline.kit.currency import is_currency
 from worthline.kit.db import utcnow
-from worthline.kit.deps import CurrentUser, InsufficientScope, InvalidAccessToken, Session
+from worthline.kit.deps import Ctx, CurrentUser, InsufficientScope, InvalidAccessToken, Session
 from worthline.kit.money import format_minor, to_minor
 from worthline.kit.problems import problem_responses
 from worthline.ledger import repository as ledger_repo
@@ -22,7 +22,7 @@ from worthline.market.fx import rate_decimal
 from worthline.market.models import Asset
 from worthline.market.service import InvalidMarketData, invalid
 from worthline.portfolio import holdings as service
-from worthline.portfolio import networth
+from worthline.portfolio import networth, series
 from worthline.portfolio.models import Holding
 from worthline.portfolio.schemas import (
     CurrencyPart,
@@ -207,6 +207,7 @@ async def net_worth(
 async def net_worth_history(
     principal: CurrentUser,
     session: Session,
+    ctx: Ctx,
     start_date: date | None = None,
     end_date: date | None = None,
     interval: Literal["day", "week", "month"] = "day",
@@ -222,13 +223,14 @@ async def net_worth_history(
         raise InvalidDateRange("start_date must not be after end_date")
     if start < date(1900, 1, 1) or end > date(2199, 12, 31):
         raise InvalidDateRange("dates must lie between 1900-01-01 and 2199-12-31")
-    dates = networth.points(start, end, interval) if (end - start).days < 200_000 else []
-    if not dates or len(dates) > networth.MAX_POINTS:
+    dates = series.points(start, end, interval) if (end - start).days < 200_000 else []
+    if not dates or len(dates) > series.MAX_POINTS:
         raise InvalidDateRange(
-            f"at most {networth.MAX_POINTS} points per request: shorten the range or "
+            f"at most {series.MAX_POINTS} points per request: shorten the range or "
             "use a longer interval"
         )
-    series = await networth.history(session, principal.user_id, target, start, end, interval)
+    await series.ensure_built(ctx.db, principal.user_id)
+    values = await series.history(session, principal.user_id, target, dates)
     return NetWorthHistoryOut(
         currency=target,
         interval=interval,
@@ -236,6 +238,6 @@ async def net_worth_history(
         end_date=end,
         points=[
             NetWorthPoint(date=p.day, net_worth=format(p.net_worth, "f"), stale=p.stale)
-            for p in series
+            for p in values
         ],
     )

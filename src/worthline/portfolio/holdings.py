@@ -37,6 +37,7 @@ from worthline.ledger.service import EARLIEST, AccountNotFound
 from worthline.market import repository as market_repo
 from worthline.market.models import ASSET_TYPES, PRICE_SCALE, Asset, Price
 from worthline.market.service import check_currency, check_decimal, invalid
+from worthline.portfolio import series
 from worthline.portfolio.models import Holding, HoldingHistory
 from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
 from worthline.portfolio.valuation import HoldingsValue, holdings_values
@@ -263,6 +264,7 @@ async def sync_holdings(
             ],
         )
     net_worth_changed(session, user_id)
+    series.held_changed(session, user_id, day)
     return SyncResult(
         holdings_count=count,
         created_count=created,

@@ -14,7 +14,16 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worthline.kit.db import Base, CreatedAt, ExactDecimal, UTCDateTime, utcnow
@@ -75,3 +84,70 @@ class NetWorthState(Base):
     """Until when `exact` can be updated from writes alone: the next UTC midnight (prices and
     rates of a new day come into force) or the user's next future-dated movement, whichever
     comes first. NULL: recompute in full (an account was opened, say)."""
+
+
+# ------------------------------------------------------------------------------ the series
+#
+# What GET /net-worth/history reads: per user, what changed on each day, maintained in the same
+# transaction as the writes that change it (`portfolio.series`). Days are epoch days (days
+# since 1970-01-01), which both engines compare and return as plain integers.
+
+
+class NetWorthCash(Base):
+    """How much the closing balances of a user's Asset and Liability accounts in `currency`
+    (with `exponent`) changed on `day`, in minor units."""
+
+    __tablename__ = "net_worth_cash"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    currency: Mapped[str] = mapped_column(String(10), primary_key=True)  # as accounts.currency
+    exponent: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    change: Mapped[int] = mapped_column(BigInteger)
+
+
+class NetWorthHeld(Base):
+    """How much Σ quantity × close in force of a user's holdings in assets priced in
+    `currency` changed on `day`: an exact integer in 10⁻¹⁶ units (a quantity's 8 places times
+    a price's 8), as decimal text since it exceeds 64 bits."""
+
+    __tablename__ = "net_worth_held"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    change: Mapped[str] = mapped_column(String(60))
+
+
+class NetWorthStale(Base):
+    """Days [`since`, `until`) on which an asset the user holds has no price, or only one
+    over 7 days old (`until` NULL: from `since` on, until a newer price arrives)."""
+
+    __tablename__ = "net_worth_stale"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    since: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    until: Mapped[int | None] = mapped_column(Integer)
+
+
+class NetWorthSeries(Base):
+    """The user's series tables are complete (built from everything once, then maintained).
+    A user without this row is built on the first read of the series (after an upgrade,
+    say)."""
+
+    __tablename__ = "net_worth_series"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,28 +1,21 @@
-"""Net worth: now, as a series, and the `PortfolioNetWorthRecalculated` event.
+"""Net worth now, and the `PortfolioNetWorthRecalculated` event.
 
 Net worth is the sum over a user's `Asset` and `Liability` accounts (liabilities carry
 negative balances) of cash (the ledger balance) plus holdings at market value, each converted
-into the requested currency at the rate in force on the day (`valuation`).
-
-The series is computed set-wise: five queries whatever the range or the number of accounts
-(cash changes per currency and day from the `balances_live` projection, holdings history,
-assets, prices, rates), then one sweep over the days in order that keeps running totals, so a
-day costs what changed on it, not what is held.
+into the requested currency at the rate in force on the day (`valuation`). The series over
+time is read from daily projections (`portfolio.series`).
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
 
-from sqlalchemy import Date, bindparam, func, select, text, update
+from sqlalchemy import and_, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth.models import User
@@ -31,10 +24,10 @@ from worthline.eventstream.service import record, serialize_events
 from worthline.kit.db import before_commit, queued, utcnow
 from worthline.kit.money import from_minor
 from worthline.ledger import repository as ledger_repo
-from worthline.ledger.models import Account, BalanceLive, Movement
+from worthline.ledger.models import Account, Movement
 from worthline.market import repository as market_repo
-from worthline.market.fx import DEFAULT_PIVOTS, FxTable, is_stale, round_to
-from worthline.market.models import PRICE_SCALE, Asset
+from worthline.market.fx import DEFAULT_PIVOTS, round_to
+from worthline.market.models import Asset
 from worthline.portfolio.models import Holding, HoldingHistory, NetWorthState
 from worthline.portfolio.valuation import (
     Converted,
@@ -48,8 +41,6 @@ from worthline.portfolio.valuation import (
 )
 
 NET_WORTH_TYPES = ("Asset", "Liability")
-INTERVALS = ("day", "week", "month")
-MAX_POINTS = 5_000
 
 
 # ------------------------------------------------------------------------------ now
@@ -269,27 +260,46 @@ async def _increment(
 async def market_moved(
     session: AsyncSession,
     *,
-    asset_ids: Sequence[int] = (),
+    prices: Mapping[int, date] | None = None,
     fx: bool = False,
 ) -> int:
-    """After prices of `asset_ids` (or, with `fx`, any rate) were upserted: ask for the net
-    worth of every user it can move to be recomputed before commit (those holding one of the
-    assets; for rates, those with an account or a holding in a currency other than their base
-    currency, since a cross can route through any pair). Returns how many users."""
+    """After prices were upserted (`prices`: asset → the earliest date written) or, with
+    `fx`, any rate: ask for the net worth of every user it can move to be recomputed before
+    commit (those holding one of the assets; for rates, those with an account or a holding in
+    a currency other than their base currency, since a cross can route through any pair), and
+    for the series of everyone who holds or held one of the assets to be recomputed from the
+    earliest date they held it at. Returns how many users."""
+    from worthline.portfolio import series  # it builds on this module
+
     users: set[uuid.UUID] = set()
-    if asset_ids:
-        users.update(
-            await session.scalars(
-                select(Account.user_id)
-                .join(Holding, Holding.account_id == Account.id)
-                .where(
-                    Holding.asset_id.in_(list(asset_ids)),
-                    Holding.is_active.is_(True),
-                    Account.account_type.in_(NET_WORTH_TYPES),
-                )
-                .distinct()
+    since: dict[uuid.UUID, date] = {}
+    if prices:
+        holders = await session.execute(
+            select(
+                Account.user_id,
+                HoldingHistory.asset_id,
+                func.max(case((Holding.is_active.is_(True), 1), else_=0)),
             )
+            .select_from(HoldingHistory)
+            .join(Account, Account.id == HoldingHistory.account_id)
+            .outerjoin(
+                Holding,
+                and_(
+                    Holding.account_id == HoldingHistory.account_id,
+                    Holding.asset_id == HoldingHistory.asset_id,
+                ),
+            )
+            .where(
+                HoldingHistory.asset_id.in_(list(prices)),
+                Account.account_type.in_(NET_WORTH_TYPES),
+            )
+            .group_by(Account.user_id, HoldingHistory.asset_id)
         )
+        for user_id, asset_id, active in holders:
+            if active:
+                users.add(user_id)
+            day = prices[asset_id]
+            since[user_id] = min(since.get(user_id, day), day)
     if fx:
         foreign_cash = (
             select(Account.user_id)
@@ -310,8 +320,11 @@ async def market_moved(
             )
         )
         users.update(await session.scalars(foreign_cash.union(foreign_holdings)))
-    for user_id in sorted(users):  # one lock order for every market write
-        net_worth_changed(session, user_id, lock=True)
+    for user_id in sorted(users | since.keys()):  # one lock order for every market write
+        if user_id in since:
+            series.held_changed(session, user_id, since[user_id], lock=True)
+        if user_id in users:
+            net_worth_changed(session, user_id, lock=True)
     return len(users)
 
 
@@ -382,295 +395,3 @@ async def opened(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.execute(
         update(NetWorthState).where(NetWorthState.user_id == user_id).values(valid_until=None)
     )
-
-
-# ------------------------------------------------------------------------------ history
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    day: date
-    net_worth: Decimal
-    stale: list[str]
-
-
-def points(start: date, end: date, interval: str) -> list[date]:
-    """The dates of a series, oldest first; each is a closing value and `end` is always one.
-    `day`: every day; `week`: every 7th day counting back from `end`; `month`: each month's
-    last day, then `end`."""
-    if interval == "day":
-        return [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    if interval == "week":
-        out = []
-        day = end
-        while day >= start:
-            out.append(day)
-            day -= timedelta(days=7)
-        return out[::-1]
-    out = []
-    year, month = start.year, start.month
-    while True:
-        following = date(year + month // 12, month % 12 + 1, 1)
-        last = following - timedelta(days=1)
-        if last >= end:
-            break
-        if last >= start:
-            out.append(last)
-        year, month = following.year, following.month
-    out.append(end)
-    return out
-
-
-def _cash_changes(user_id: uuid.UUID, end: date) -> Any:
-    """Per currency, exponent and day: how much the closing balances of the user's Asset and
-    Liability accounts changed (from `balances_live`, one row per account and active day)."""
-    live = (
-        select(
-            BalanceLive.account_id,
-            BalanceLive.balance_date,
-            (
-                BalanceLive.balance
-                - func.coalesce(
-                    func.lag(BalanceLive.balance).over(
-                        partition_by=BalanceLive.account_id, order_by=BalanceLive.balance_date
-                    ),
-                    0,
-                )
-            ).label("change"),
-        )
-        .join(Account, Account.id == BalanceLive.account_id)
-        .where(
-            Account.user_id == user_id,
-            Account.account_type.in_(NET_WORTH_TYPES),
-            BalanceLive.balance_date <= end,
-        )
-        .subquery()
-    )
-    return (
-        select(Account.currency, Account.exponent, live.c.balance_date, func.sum(live.c.change))
-        .join(live, live.c.account_id == Account.id)
-        .group_by(Account.currency, Account.exponent, live.c.balance_date)
-        .order_by(live.c.balance_date)
-    )
-
-
-async def history(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    currency: str,
-    start: date,
-    end: date,
-    interval: str,
-    pivots: Sequence[str] = DEFAULT_PIVOTS,
-) -> list[Point]:
-    dates = points(start, end, interval)
-    # 1. cash: changes of the closing balances, per currency and day
-    changes: list[tuple[date, str, Decimal]] = [
-        (day, cur, from_minor(int(total), exponent))
-        for cur, exponent, day, total in await session.execute(_cash_changes(user_id, end))
-    ]
-    # 2. holdings: quantity of each asset held from each date on, summed over accounts
-    rows = await session.execute(
-        select(
-            HoldingHistory.account_id,
-            HoldingHistory.asset_id,
-            HoldingHistory.effective_date,
-            HoldingHistory.quantity,
-        )
-        .join(Account, Account.id == HoldingHistory.account_id)
-        .where(
-            Account.user_id == user_id,
-            Account.account_type.in_(NET_WORTH_TYPES),
-            HoldingHistory.effective_date <= end,
-        )
-        .order_by(HoldingHistory.effective_date)
-    )
-    last_qty: dict[tuple[int, int], Decimal] = {}
-    qty_changes: list[tuple[date, int, Decimal]] = []
-    for account_id, asset_id, day, quantity in rows:
-        before = last_qty.get((account_id, asset_id), Decimal(0))
-        last_qty[(account_id, asset_id)] = quantity
-        qty_changes.append((day, asset_id, quantity - before))
-    asset_ids = sorted({a for _, a, _ in qty_changes})
-    # 3. the assets' symbols and currencies
-    assets: dict[int, tuple[str, str]] = {}
-    if asset_ids:
-        for asset_id, symbol, asset_currency in await session.execute(
-            select(Asset.id, Asset.symbol, Asset.currency).where(Asset.id.in_(asset_ids))
-        ):
-            assets[asset_id] = (symbol, asset_currency)
-    # 4. prices in force from `start` on: each held asset's last before it and every one
-    #    inside, as two comma-joined lists per asset (epoch days, closes × 10⁸) so that half a
-    #    million prices cross from the database as a few hundred rows
-    series: dict[int, tuple[list[int], list[int]]] = {}
-    if asset_ids:
-        opening = await market_repo.latest_prices(session, asset_ids, start - timedelta(days=1))
-        for asset_id, (day, close) in opening.items():
-            series[asset_id] = ([epoch_day(day)], [int(close.scaleb(PRICE_SCALE))])
-        statement = _SERIES[session.bind.dialect.name]
-        for asset_id, days_text, closes_text in await session.execute(
-            statement, {"ids": asset_ids, "start": start, "end": end}
-        ):
-            days = list(map(int, days_text.split(",")))
-            closes = list(map(int, closes_text.split(",")))
-            if days != sorted(days):  # dates are unique: sorted means in order
-                days, closes = map(list, zip(*sorted(zip(days, closes, strict=True)), strict=True))
-            before = series.get(asset_id, ([], []))
-            series[asset_id] = (before[0] + days, before[1] + closes)
-    # 5. rates
-    currencies = {c for _, c, _ in changes} | {c for _, c in assets.values()} | {currency}
-    fx = await market_repo.fx_table(session, currencies, start, end, pivots)
-    return _sweep(dates, changes, qty_changes, series, assets, fx, currency)
-
-
-EPOCH = date(1970, 1, 1).toordinal()
-VALUE_SCALE = 2 * PRICE_SCALE
-"""Market values are exact integers in units of 10⁻¹⁶ (a quantity's 8 decimals times a
-price's 8); cash is brought to the same scale."""
-
-
-NEVER = -(10**9)
-"""The epoch day of a price that does not exist: older than any, so always flagged."""
-
-
-def epoch_day(day: date) -> int:
-    return day.toordinal() - EPOCH
-
-
-_SERIES = {
-    "sqlite": text(
-        # Rows reach GROUP BY in primary-key order, so each list is in date order (checked
-        # anyway: SQLite before 3.44 cannot say ORDER BY inside an aggregate).
-        "SELECT asset_id,"
-        " group_concat(CAST(strftime('%s', price_date) AS INTEGER) / 86400),"
-        " group_concat(close)"
-        " FROM (SELECT asset_id, price_date, close FROM asset_prices"
-        "       WHERE asset_id IN :ids"
-        "         AND price_date >= :start AND price_date <= :end"
-        "       ORDER BY asset_id, price_date)"
-        " GROUP BY asset_id"
-    ),
-    "postgresql": text(
-        "SELECT asset_id,"
-        " string_agg((price_date - DATE '1970-01-01')::text, ',' ORDER BY price_date),"
-        " string_agg(trunc(close * 100000000)::text, ',' ORDER BY price_date)"
-        " FROM asset_prices"
-        " WHERE asset_id IN :ids AND price_date >= :start AND price_date <= :end"
-        " GROUP BY asset_id"
-    ),
-}
-_SERIES = {
-    name: statement.bindparams(
-        bindparam("ids", expanding=True),
-        bindparam("start", type_=Date),
-        bindparam("end", type_=Date),
-    )
-    for name, statement in _SERIES.items()
-}
-
-
-def _sweep(
-    dates: list[date],
-    changes: list[tuple[date, str, Decimal]],
-    qty_changes: list[tuple[date, int, Decimal]],
-    series: dict[int, tuple[list[int], list[int]]],
-    assets: dict[int, tuple[str, str]],
-    fx: FxTable,
-    target: str,
-) -> list[Point]:
-    """Value every point of the series exactly, in time linear in what changed.
-
-    Per currency, an array holds how much the total changed on each day of the range (index 0
-    also takes everything before it): cash changes as they come, and for each asset, the
-    change of `quantity × price` wherever either moved. A running sum then gives each day's
-    total per currency, converted at that day's rate. Integers throughout (10⁻¹⁶ units); a
-    point is rounded once. Held assets whose price is missing or older than 7 days flag the
-    days they affect."""
-    first, last = epoch_day(dates[0]), epoch_day(dates[-1])
-    width = last - first + 1
-    arrays: dict[str, list[int]] = {}
-    flagged: dict[int, set[str]] = {}
-
-    def array(currency: str) -> list[int]:
-        if currency not in arrays:
-            arrays[currency] = [0] * width
-        return arrays[currency]
-
-    def flag(since: int, until: int, key: str) -> None:
-        """Flag the days [since, until) that lie in the range."""
-        for day in range(max(since, first), min(until, last + 1)):
-            flagged.setdefault(day - first, set()).add(key)
-
-    for day, cur, amount in changes:
-        index = max(epoch_day(day) - first, 0)
-        if index < width:
-            array(cur)[index] += int(amount.scaleb(VALUE_SCALE))
-
-    steps: dict[int, dict[int, int]] = {}
-    for day, asset_id, delta in qty_changes:
-        per_day = steps.setdefault(asset_id, {})
-        key = epoch_day(day)
-        per_day[key] = per_day.get(key, 0) + int(delta.scaleb(PRICE_SCALE))
-    end = last + 1
-    for asset_id, per_day in steps.items():
-        symbol, cur = assets[asset_id]
-        values = array(cur)
-        key = f"price:{symbol}"
-        days, closes = series.get(asset_id, ([], []))
-        qty_days = sorted(per_day)
-        running, quantities = 0, []
-        for day in qty_days:
-            running += per_day[day]
-            quantities.append(running)
-        value = 0  # quantity × the price in force, as added to `values` so far
-        close: int | None = None  # the price in force
-        close_day = 0
-        j = 0  # the next price not yet applied
-        for since, until, qty in zip(qty_days, [*qty_days[1:], end], quantities, strict=True):
-            if since > last:
-                break
-            k = bisect.bisect_left(days, since, j)  # prices before the period: only in force
-            if k > j:
-                close, close_day, j = closes[k - 1], days[k - 1], k
-            new = qty * close if close is not None else 0
-            values[since - first if since > first else 0] += new - value
-            value = new
-            until = min(until, end)
-            k = bisect.bisect_left(days, until, j)  # prices inside the period
-            if qty:
-                # A day is flagged when the price in force is over 7 days old, or missing
-                # (as if priced long ago): one comparison per price.
-                previous = close_day if close is not None else NEVER
-                for day, price in zip(days[j:k], closes[j:k], strict=True):
-                    if day - previous > 8:
-                        flag(max(previous + 8, since), day, key)
-                    new = qty * price
-                    values[day - first if day > first else 0] += new - value
-                    value = new
-                    previous = day
-                if until - previous > 8:
-                    flag(max(previous + 8, since), until, key)
-            if k > j:
-                close, close_day, j = closes[k - 1], days[k - 1], k
-
-    scale = 10**VALUE_SCALE
-    totals = {cur: list(itertools.accumulate(values)) for cur, values in arrays.items()}
-    out: list[Point] = []
-    target_places = places(target)
-    for point in dates:
-        index = epoch_day(point) - first
-        flags = set(flagged.get(index, ()))
-        numerator = Fraction(0)
-        for cur, running in totals.items():
-            amount = running[index]
-            if amount == 0:
-                continue
-            rate = fx.rate(cur, target, point)
-            if rate is None:
-                flags.add(f"fx:{cur}/{target}")
-                continue
-            if is_stale(rate.as_of, point):
-                flags.add(f"fx:{cur}/{target}")
-            numerator += amount * rate.value
-        out.append(Point(point, round_to(numerator / scale, target_places), sorted(flags)))
-    return out
