@@ -18,6 +18,8 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from fractions import Fraction
 
 DEFAULT_PIVOTS = ("USD", "EUR")
+MEMO_SIZE = 200_000
+"""Rates an `FxTable` remembers at most (a few MB): ten years of days for 50 pairs."""
 STALE_AFTER = timedelta(days=7)
 """A price or a rate older than this (before the day it is used for) is stale."""
 
@@ -66,11 +68,15 @@ class FxTable:
             self._dates[pair] = [d for d, _ in points]
             self._rates[pair] = [Fraction(r) for _, r in points]  # converted once
         self.pivots = tuple(pivots)
+        self._memo: dict[tuple[str, str, date], Rate | None] = {}
+        self._all_dates: list[date] | None = None
 
     def dates(self) -> list[date]:
         """Every date on which one of the table's rates takes effect, ascending: between two
         of them (and after the last), `rate` gives the same answer for any day."""
-        return sorted({day for dates in self._dates.values() for day in dates})
+        if self._all_dates is None:
+            self._all_dates = sorted({day for dates in self._dates.values() for day in dates})
+        return self._all_dates
 
     def _latest(self, base: str, quote: str, day: date) -> tuple[date, int] | None:
         """The date and index of the pair's latest rate on or before `day`."""
@@ -98,7 +104,17 @@ class FxTable:
         return value if via == "direct" else 1 / value
 
     def rate(self, base: str, quote: str, day: date) -> Rate | None:
-        """The rate in force on `day`, or None when no rate (direct, inverse, cross) is known."""
+        """The rate in force on `day`, or None when no rate (direct, inverse, cross) is known.
+        Remembered: a table kept by a process answers the same questions for many requests."""
+        key = (base, quote, day)
+        if key in self._memo:
+            return self._memo[key]
+        found = self._rate(base, quote, day)
+        if len(self._memo) < MEMO_SIZE:
+            self._memo[key] = found
+        return found
+
+    def _rate(self, base: str, quote: str, day: date) -> Rate | None:
         if base == quote:
             return Rate(base, quote, Fraction(1), None, "identity")
         best: Rate | None = None

@@ -94,3 +94,14 @@ class FxRate(Base):
     quote: Mapped[str] = mapped_column(String(3), primary_key=True)
     rate_date: Mapped[date] = mapped_column(Date, primary_key=True)
     rate: Mapped[Decimal] = mapped_column(ExactDecimal(RATE_SCALE))
+
+
+class FxRatesVersion(Base):
+    """One row whose token changes with every FX rate upsert, in the same transaction: a
+    process may keep rate tables it has read for as long as the token it read them under is
+    the committed one (`repository.fx_table`)."""
+
+    __tablename__ = "fx_rates_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(String(32))

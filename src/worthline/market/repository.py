@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -12,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.market.fx import DEFAULT_PIVOTS, FxTable
-from worthline.market.models import Asset, FxRate, MarketCap, Price
+from worthline.market.models import Asset, FxRate, FxRatesVersion, MarketCap, Price
 
 CHUNK = 2_000  # rows per statement: inside both engines' bound-parameter limits
 
@@ -123,6 +125,25 @@ def _pairs(currencies: Iterable[str], pivots: Iterable[str]) -> list[tuple[str, 
     return [(a, b) for a in every for b in every if a != b]
 
 
+FX_CACHE_SIZE = 32
+_fx_cache: OrderedDict[tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]], FxTable] = (
+    OrderedDict()
+)
+"""Rate tables by (version token, pairs, pivots), most recently used last."""
+
+
+async def fx_changed(session: AsyncSession) -> None:
+    """Give the FX rates a new version token, in the caller's transaction (every rate upsert
+    does): tables read under the old token are not used again once it commits."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(FxRatesVersion).values(id=1, token=uuid.uuid4().hex)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"], set_={"token": statement.excluded.token}
+        )
+    )
+
+
 async def fx_table(
     session: AsyncSession,
     currencies: Iterable[str],
@@ -131,12 +152,34 @@ async def fx_table(
     pivots: Sequence[str] = DEFAULT_PIVOTS,
 ) -> FxTable:
     """Every rate between `currencies` (and the pivots) that can be in force from `start` to
-    `end`: those dated inside the period and each pair's latest before it, in one query."""
+    `end`.
+
+    Rates are shared by every user and change rarely against how often they are read (a
+    ten-year series reads thousands), so a process keeps the tables it has read, whole (every
+    date of the pairs), under the version token they were read with: one primary-key read of
+    the token, then a hit needs nothing else, and its `FxTable` has remembered the rates it
+    was asked for. Without a token (no rate upserted yet), the period's rates are read
+    directly: those dated inside it and each pair's latest before it, in one query."""
     currencies = set(currencies)
     if len(currencies) < 2:
         return FxTable([], pivots)  # one currency converts to itself: nothing to read
     pairs = _pairs(currencies, pivots)
     pair = tuple_(FxRate.base, FxRate.quote).in_(pairs)
+    token = await session.scalar(select(FxRatesVersion.token).where(FxRatesVersion.id == 1))
+    if token is not None:
+        key = (token, tuple(pairs), tuple(pivots))
+        table = _fx_cache.get(key)
+        if table is not None:
+            _fx_cache.move_to_end(key)
+            return table
+        rows = await session.execute(
+            select(FxRate.base, FxRate.quote, FxRate.rate_date, FxRate.rate).where(pair)
+        )
+        table = FxTable(((b, q, d, r) for b, q, d, r in rows), pivots)
+        _fx_cache[key] = table
+        while len(_fx_cache) > FX_CACHE_SIZE:
+            _fx_cache.popitem(last=False)
+        return table
     before = (
         select(FxRate.base, FxRate.quote, func.max(FxRate.rate_date).label("rate_date"))
         .where(pair, FxRate.rate_date < start)

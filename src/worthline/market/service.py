@@ -265,7 +265,10 @@ def fx_row(rate: FxRateIn, loc: Sequence[str | int]) -> dict[str, Any]:
 async def upsert_fx_rates(session: AsyncSession, rates: Sequence[FxRateIn]) -> int:
     rows = [fx_row(r, ["body", "rates", i]) for i, r in enumerate(rates)]
     _unique(rows, ["base", "quote", "rate_date"], "a pair and date", "rates")
-    return await repo.upsert(session, FxRate.__table__, rows, ["base", "quote", "rate_date"])
+    written = await repo.upsert(session, FxRate.__table__, rows, ["base", "quote", "rate_date"])
+    if written:
+        await repo.fx_changed(session)
+    return written
 
 
 async def rate_in_force(
