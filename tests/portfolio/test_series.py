@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from portfolio.helpers import series_tables
 from worthline.auth.models import User
 from worthline.kit.db import Database, unit_of_work
 from worthline.ledger import service as ledger
@@ -32,7 +33,7 @@ from worthline.market.fx import is_stale, round_to
 from worthline.market.models import Asset, Price
 from worthline.portfolio import series
 from worthline.portfolio.holdings import HoldingIn, sync_holdings
-from worthline.portfolio.models import HoldingHistory, NetWorthCash, NetWorthHeld, NetWorthStale
+from worthline.portfolio.models import HoldingHistory
 from worthline.portfolio.networth import market_moved
 
 # ------------------------------------------------------------------------------ walk
@@ -207,38 +208,6 @@ async def _apply(db, user_id, accounts, symbols, op, last_sync, deleted) -> None
             await ledger.delete_account(session, user_id, accounts["isa"].public_id)
 
 
-async def _tables(db: Database, user_id: uuid.UUID) -> tuple[set, set, set]:
-    async with db.read_session() as session:
-        cash = {
-            tuple(r)
-            for r in await session.execute(
-                select(
-                    NetWorthCash.day,
-                    NetWorthCash.currency,
-                    NetWorthCash.exponent,
-                    NetWorthCash.change,
-                ).where(NetWorthCash.user_id == user_id, NetWorthCash.change != 0)
-            )
-        }
-        held = {
-            tuple(r)
-            for r in await session.execute(
-                select(NetWorthHeld.day, NetWorthHeld.currency, NetWorthHeld.change).where(
-                    NetWorthHeld.user_id == user_id
-                )
-            )
-        }
-        stale = {
-            tuple(r)
-            for r in await session.execute(
-                select(NetWorthStale.symbol, NetWorthStale.since, NetWorthStale.until).where(
-                    NetWorthStale.user_id == user_id
-                )
-            )
-        }
-    return cash, held, stale
-
-
 async def _brute(db: Database, user_id: uuid.UUID, dates: list[date]) -> list[tuple]:
     """Every point valued from the raw rows alone."""
     async with db.read_session() as session:
@@ -353,10 +322,10 @@ async def test_maintained_series_equals_a_rebuild_and_brute_force(db, operations
     deleted: set[str] = set()
     for op in operations:
         await _apply(db, user_id, accounts, symbols, op, last_sync, deleted)
-    maintained = await _tables(db, user_id)
+    maintained = await series_tables(db, user_id)
     async with unit_of_work(db) as session:
         await series.build(session, user_id)
-    assert maintained == await _tables(db, user_id)
+    assert maintained == await series_tables(db, user_id)
 
     dates = series.points(START - timedelta(days=2), TODAY + timedelta(days=12), "day")
     async with db.read_session() as session:

@@ -16,6 +16,7 @@ from worthline.market import repository as market_repo
 from worthline.market import service as market
 from worthline.market.service import FxRateIn, NewAsset, PriceIn
 from worthline.portfolio.holdings import HoldingIn, sync_holdings
+from worthline.portfolio.networth import market_moved
 
 ASSETS = (
     # symbol, name, type, currency, first close, daily drift in hundredths of a basis point
@@ -67,6 +68,7 @@ async def load_investments(
         rate = (rate * (1 + _step(rng, 0, 4_000))).quantize(Decimal("0.0001"))
         rates.append(FxRateIn(day, "USD", "GBP", rate))
     await market.upsert_fx_rates(session, rates)
+    priced: dict[int, date] = {}
     for symbol, name, kind, currency, first, drift in ASSETS:
         asset = await market_repo.asset(session, symbol)
         if asset is None:
@@ -75,6 +77,9 @@ async def load_investments(
         await market.upsert_prices(
             session, asset, [PriceIn(d, c) for d, c in zip(weekdays, closes, strict=True)]
         )
+        priced[asset.id] = weekdays[0]
+    # The assets and rates are shared: anyone else holding them sees the demo's prices.
+    await market_moved(session, prices=priced, fx=True)
     isa = await create_account(
         session,
         user_id,
