@@ -519,6 +519,10 @@ class CountingSession:
     async def execute(self, *a: Any, **kw: Any) -> Fetched:
         return await self._timed(self._session.execute(*a, **kw))
 
+    async def scalar(self, *a: Any, **kw: Any) -> Any:
+        rows = await self._timed(self._session.execute(*a, **kw))
+        return rows[0][0] if rows else None
+
     async def connection(self) -> Any:
         connection = await self._session.connection()
         outer = self
@@ -543,7 +547,7 @@ STATEMENTS = (
     "1 cash changes (net_worth_cash)",
     "2 holdings value changes (net_worth_held)",
     "3 stale spans (net_worth_stale)",
-    "4 fx rates",
+    "4 fx rates version token (the rates themselves: kept by the process)",
 )
 
 
