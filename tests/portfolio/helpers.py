@@ -60,7 +60,7 @@ async def series_tables(db: Database, user_id: uuid.UUID) -> tuple[set, set, set
                     NetWorthCash.currency,
                     NetWorthCash.exponent,
                     NetWorthCash.change,
-                ).where(NetWorthCash.user_id == user_id, NetWorthCash.change != 0)
+                ).where(NetWorthCash.user_id == user_id, NetWorthCash.change != "0")
             )
         }
         held = {

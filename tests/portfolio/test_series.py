@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,7 +34,7 @@ from worthline.market.fx import is_stale, round_to
 from worthline.market.models import Asset, Price
 from worthline.portfolio import series
 from worthline.portfolio.holdings import HoldingIn, sync_holdings
-from worthline.portfolio.models import HoldingHistory
+from worthline.portfolio.models import HoldingHistory, NetWorthState
 from worthline.portfolio.networth import market_moved
 
 # ------------------------------------------------------------------------------ walk
@@ -331,3 +332,114 @@ async def test_maintained_series_equals_a_rebuild_and_brute_force(db, operations
     async with db.read_session() as session:
         got = await series.history(session, user_id, "GBP", dates)
     assert [(p.day, p.net_worth, p.stale) for p in got] == await _brute(db, user_id, dates)
+
+
+async def test_a_day_s_cash_beyond_64_bits_stays_exact(db):
+    """Three movements of 2⁶² − 1 yen into three accounts on one day: each fits the ledger,
+    their day's sum does not fit 64 bits. The series keeps it exact, maintained and rebuilt."""
+    async with unit_of_work(db) as session:
+        user = User(email=f"{uuid.uuid4().hex}@example.com", password_hash="x", base_currency="JPY")
+        session.add(user)
+        await session.flush()
+        now = datetime.now(UTC)
+        pairs = [
+            (
+                await ledger.create_account(
+                    session, user.id, ledger.NewAccount(f"Equity:E{i}", "JPY"), now
+                ),
+                await ledger.create_account(
+                    session, user.id, ledger.NewAccount(f"Asset:A{i}", "JPY"), now
+                ),
+            )
+            for i in range(3)
+        ]
+        await series.build(session, user.id)
+    big = Decimal(2**62 - 1)
+    day = datetime.combine(TODAY - timedelta(days=2), time(12), UTC)
+    for source, target in pairs:
+        async with unit_of_work(db) as session:
+            spec = ledger.NewMovement(source.public_id, target.public_id, big, value_time=day)
+            await ledger.record_movements(session, user.id, [spec])
+    dates = [TODAY - timedelta(days=3), TODAY]
+    async with db.read_session() as session:
+        got = await series.history(session, user.id, "JPY", dates)
+    assert [p.net_worth for p in got] == [Decimal(0), 3 * big]
+    maintained = await series_tables(db, user.id)
+    async with unit_of_work(db) as session:
+        await series.build(session, user.id)
+    assert await series_tables(db, user.id) == maintained
+
+
+async def test_a_broker_price_from_one_user_s_sync_moves_other_holders(db):
+    """A sync's broker price fills the shared price table: every other holder's series and
+    net worth follow it, not only the syncing user's."""
+    b_user, b_accounts, symbols = await _setup(db)
+    a_user, a_accounts, _ = await _setup(db)
+    symbol = symbols[0]  # GBP-priced
+    old_day, new_day = TODAY - timedelta(days=20), TODAY - timedelta(days=1)
+    async with unit_of_work(db) as session:
+        asset = await market.get_asset(session, symbol)
+        await market.upsert_prices(session, asset, [market.PriceIn(old_day, Decimal("10.00"))])
+    for user_id, accounts in ((b_user, b_accounts), (a_user, a_accounts)):
+        async with unit_of_work(db) as session:
+            await sync_holdings(
+                session,
+                user_id,
+                accounts["isa"].public_id,
+                [HoldingIn(symbol, Decimal(2))],
+                as_of=datetime.combine(old_day, time(18), UTC),
+            )
+    async with unit_of_work(db) as session:  # A's broker says 12.50 yesterday
+        await sync_holdings(
+            session,
+            a_user,
+            a_accounts["isa"].public_id,
+            [HoldingIn(symbol, Decimal(2), price=Decimal("12.50"))],
+            as_of=datetime.combine(new_day, time(18), UTC),
+        )
+    maintained = await series_tables(db, b_user)
+    async with unit_of_work(db) as session:
+        await series.build(session, b_user)
+    assert await series_tables(db, b_user) == maintained
+    async with db.read_session() as session:
+        state = await session.get(NetWorthState, b_user)
+        [point] = await series.history(session, b_user, "GBP", [TODAY])
+    assert point.net_worth == Decimal("25.00") and point.stale == []
+    assert state is not None and state.net_worth == "25.00"
+
+
+async def test_a_first_sync_while_a_price_is_being_written(db):
+    """A price upsert holding its transaction open while a user's first sync of that asset
+    arrives: the writer's list of holders cannot include the user yet, so on PostgreSQL the
+    sync waits for the asset's lock and values the holding once the price is committed."""
+    user_id, accounts, symbols = await _setup(db)
+    symbol, day = symbols[0], TODAY - timedelta(days=1)
+    wrote = asyncio.Event()
+
+    async def price() -> None:
+        async with unit_of_work(db) as session:
+            asset = await market.get_asset(session, symbol)
+            await market.upsert_prices(session, asset, [market.PriceIn(day, Decimal("5"))])
+            await market_moved(session, prices={asset.id: day})  # no holder yet
+            wrote.set()
+            await asyncio.sleep(0.5)  # the sync arrives while this is uncommitted
+
+    async def sync() -> None:
+        await wrote.wait()
+        async with unit_of_work(db) as session:
+            await sync_holdings(
+                session,
+                user_id,
+                accounts["isa"].public_id,
+                [HoldingIn(symbol, Decimal(2))],
+                as_of=datetime.combine(day - timedelta(days=3), time(12), UTC),
+            )
+
+    await asyncio.gather(price(), sync())
+    maintained = await series_tables(db, user_id)
+    async with unit_of_work(db) as session:
+        await series.build(session, user_id)
+    assert await series_tables(db, user_id) == maintained
+    async with db.read_session() as session:
+        [point] = await series.history(session, user_id, "GBP", [day])
+    assert point.net_worth == Decimal("10.00") and point.stale == []

@@ -18,8 +18,8 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from fractions import Fraction
 
 DEFAULT_PIVOTS = ("USD", "EUR")
-MEMO_SIZE = 200_000
-"""Rates an `FxTable` remembers at most (a few MB): ten years of days for 50 pairs."""
+MEMO_SIZE = 20_000
+"""Rates an `FxTable` remembers at most (about 7 MB): ten years of days for five currencies."""
 STALE_AFTER = timedelta(days=7)
 """A price or a rate older than this (before the day it is used for) is stale."""
 

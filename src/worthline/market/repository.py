@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, and_, func, select, tuple_, union_all
+from sqlalchemy import Table, and_, func, select, text, tuple_, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,6 +56,34 @@ async def insert_missing(
     statement = _upsert_statement(session, table, list(rows[0]), keys, replace=False)
     for start in range(0, len(rows), CHUNK):
         await session.execute(statement, list(rows[start : start + CHUNK]))
+
+
+ASSET_LOCKS = 0x5754
+"""PostgreSQL advisory locks on assets use this as the first of two keys (the asset id is the
+second): a key space apart from the users' single-key event locks."""
+
+
+async def lock_assets(
+    session: AsyncSession, asset_ids: Collection[int], exclusive: Collection[int] = ()
+) -> None:
+    """Take transaction-scoped advisory locks on assets, in id order (PostgreSQL; SQLite has
+    one writer at a time): exclusive for `exclusive` (a writer of their prices), shared for the
+    rest (a holdings sync listing them). Every writer takes them before any user's event lock
+    and any row lock, so that whoever writes a price sees every holder of the asset, and a
+    sync that makes someone a holder sees every price written before it."""
+    if session.bind.dialect.name != "postgresql" or not asset_ids:
+        return
+    ids = sorted(set(asset_ids))
+    await session.execute(
+        text(
+            "SELECT CASE WHEN a.exclusive THEN pg_advisory_xact_lock(:space, a.id)"
+            " ELSE pg_advisory_xact_lock_shared(:space, a.id) END"
+            " FROM (SELECT unnest(CAST(:ids AS integer[])) AS id,"
+            "              unnest(CAST(:exclusive AS boolean[])) AS exclusive"
+            "       ORDER BY 1) AS a"
+        ),
+        {"space": ASSET_LOCKS, "ids": ids, "exclusive": [i in exclusive for i in ids]},
+    )
 
 
 async def assets_by_symbol(session: AsyncSession, symbols: Collection[str]) -> dict[str, Asset]:
@@ -125,7 +153,7 @@ def _pairs(currencies: Iterable[str], pivots: Iterable[str]) -> list[tuple[str, 
     return [(a, b) for a in every for b in every if a != b]
 
 
-FX_CACHE_SIZE = 32
+FX_CACHE_SIZE = 8
 _fx_cache: OrderedDict[tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]], FxTable] = (
     OrderedDict()
 )

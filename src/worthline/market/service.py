@@ -219,6 +219,7 @@ async def upsert_prices(session: AsyncSession, asset: Asset, prices: Sequence[Pr
     """Insert or replace an asset's prices by date. All rows are checked first."""
     rows = [price_row(asset.id, p, ["body", "prices", i]) for i, p in enumerate(prices)]
     _unique(rows, ["price_date"], "a date", "prices")
+    await repo.lock_assets(session, [asset.id], exclusive=[asset.id])  # see lock_assets
     return await repo.upsert(session, Price.__table__, rows, ["asset_id", "price_date"])
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.eventstream.events import AccountHoldingsUpdated
 from worthline.eventstream.service import record, serialize_events
-from worthline.kit.db import utcnow
+from worthline.kit.db import utcnow, with_retry
 from worthline.kit.problems import Conflict
 from worthline.ledger import repository as ledger_repo
 from worthline.ledger.service import EARLIEST, AccountNotFound
@@ -39,7 +39,7 @@ from worthline.market.models import ASSET_TYPES, PRICE_SCALE, Asset, Price
 from worthline.market.service import check_currency, check_decimal, invalid
 from worthline.portfolio import series
 from worthline.portfolio.models import Holding, HoldingHistory
-from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
+from worthline.portfolio.networth import NET_WORTH_TYPES, holders, market_moved, net_worth_changed
 from worthline.portfolio.valuation import HoldingsValue, holdings_values
 from worthline.snapshots.models import HOLDINGS_SYNC
 from worthline.snapshots.repository import SnapshotRow
@@ -105,9 +105,12 @@ def _check(items: Sequence[HoldingIn]) -> None:
             )
 
 
-async def _assets(session: AsyncSession, items: Sequence[HoldingIn]) -> dict[str, Asset]:
-    """The listed symbols' assets, creating those the sync describes (with a currency)."""
-    assets = await market_repo.assets_by_symbol(session, {i.symbol for i in items})
+async def _assets(
+    session: AsyncSession, items: Sequence[HoldingIn], known: dict[str, Asset]
+) -> dict[str, Asset]:
+    """The listed symbols' assets (`known`: those that exist), creating those the sync
+    describes (with a currency)."""
+    assets = dict(known)
     for i, item in enumerate(items):
         loc = ["body", "holdings", i]
         asset = assets.get(item.symbol)
@@ -149,7 +152,31 @@ async def sync_holdings(
     if not EARLIEST <= as_of <= now:
         raise invalid(["body", "as_of"], "as_of must lie between 1900-01-01 and now")
     _check(items)
-    await serialize_events(session, user_id)  # before any row lock: see its docstring
+    return await with_retry(
+        session, lambda: _sync(session, user_id, public_id, items, as_of, source, now)
+    )
+
+
+async def _sync(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    public_id: uuid.UUID,
+    items: Sequence[HoldingIn],
+    as_of: datetime,
+    source: str,
+    now: datetime,
+) -> SyncResult:
+    day = as_of.date()
+    # Locks in the one order every writer uses (PostgreSQL): the listed assets (exclusive for
+    # those the broker prices: that price is shared and moves everyone holding the asset),
+    # then the event locks of this user and of those holders, in user order, then rows.
+    known = await market_repo.assets_by_symbol(session, {i.symbol for i in items})
+    priced = {known[i.symbol].id for i in items if i.price is not None and i.symbol in known}
+    await market_repo.lock_assets(session, [a.id for a in known.values()], exclusive=priced)
+    _, moved = await holders(session, dict.fromkeys(priced, day))
+    locked = sorted({user_id, *moved})
+    for user in locked:
+        await serialize_events(session, user)  # before any row lock: see its docstring
     account = (await ledger_repo.lock_accounts(session, user_id, [public_id])).get(public_id)
     if account is None:
         raise AccountNotFound()
@@ -167,7 +194,7 @@ async def sync_holdings(
             f"The holdings of this account were synced as of {last.isoformat()} already; "
             "a sync cannot be older than the last one"
         )
-    assets = await _assets(session, items)
+    assets = await _assets(session, items, known)
     existing = {
         h.asset_id: h
         for h in await session.scalars(select(Holding).where(Holding.account_id == account.id))
@@ -175,7 +202,6 @@ async def sync_holdings(
     created = updated = deactivated = 0
     history: list[dict[str, Any]] = []
     listed: set[int] = set()
-    day = as_of.date()
     for item in items:
         asset = assets[item.symbol]
         listed.add(asset.id)
@@ -243,6 +269,8 @@ async def sync_holdings(
         if i.price is not None
     ]
     await market_repo.insert_missing(session, Price.__table__, reported, ["asset_id", "price_date"])
+    if priced:  # a price filled in for an asset others hold moves them too
+        await market_moved(session, prices=dict.fromkeys(priced, day), locked=locked)
 
     valuation = (await holdings_values(session, [account], day)).get(account.id)
     snapshot = await capture_account(

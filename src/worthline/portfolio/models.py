@@ -15,7 +15,6 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -106,7 +105,8 @@ class NetWorthCash(Base):
     day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     currency: Mapped[str] = mapped_column(String(10), primary_key=True)  # as accounts.currency
     exponent: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    change: Mapped[int] = mapped_column(BigInteger)
+    change: Mapped[str] = mapped_column(String(40))
+    """Decimal text: a day's sum over many accounts can exceed 64 bits."""
 
 
 class NetWorthHeld(Base):

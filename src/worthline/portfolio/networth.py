@@ -9,7 +9,7 @@ time is read from daily projections (`portfolio.series`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -257,49 +257,63 @@ async def _increment(
     return True
 
 
+async def holders(
+    session: AsyncSession, prices: Mapping[int, date]
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, date]]:
+    """Who a price of these assets (asset → the earliest date written) can move: the users
+    holding one now (their net worth), and those who hold or held one, each with the earliest
+    such date (their series)."""
+    active: set[uuid.UUID] = set()
+    since: dict[uuid.UUID, date] = {}
+    if not prices:
+        return active, since
+    rows = await session.execute(
+        select(
+            Account.user_id,
+            HoldingHistory.asset_id,
+            func.max(case((Holding.is_active.is_(True), 1), else_=0)),
+        )
+        .select_from(HoldingHistory)
+        .join(Account, Account.id == HoldingHistory.account_id)
+        .outerjoin(
+            Holding,
+            and_(
+                Holding.account_id == HoldingHistory.account_id,
+                Holding.asset_id == HoldingHistory.asset_id,
+            ),
+        )
+        .where(
+            HoldingHistory.asset_id.in_(list(prices)),
+            Account.account_type.in_(NET_WORTH_TYPES),
+        )
+        .group_by(Account.user_id, HoldingHistory.asset_id)
+    )
+    for user_id, asset_id, is_active in rows:
+        if is_active:
+            active.add(user_id)
+        day = prices[asset_id]
+        since[user_id] = min(since.get(user_id, day), day)
+    return active, since
+
+
 async def market_moved(
     session: AsyncSession,
     *,
     prices: Mapping[int, date] | None = None,
     fx: bool = False,
+    locked: Collection[uuid.UUID] = (),
 ) -> int:
-    """After prices were upserted (`prices`: asset → the earliest date written) or, with
-    `fx`, any rate: ask for the net worth of every user it can move to be recomputed before
-    commit (those holding one of the assets; for rates, those with an account or a holding in
-    a currency other than their base currency, since a cross can route through any pair), and
-    for the series of everyone who holds or held one of the assets to be recomputed from the
-    earliest date they held it at. Returns how many users."""
+    """After prices were upserted (`prices`: asset → the earliest date written; the writer
+    holds those assets' locks, `market.repository.lock_assets`) or, with `fx`, any rate: ask
+    for the net worth of every user it can move to be recomputed before commit (those holding
+    one of the assets; for rates, those with an account or a holding in a currency other than
+    their base currency, since a cross can route through any pair), and for the series of
+    everyone who holds or held one of the assets to be recomputed from the earliest date they
+    held it at. Their event locks are taken then, in user order, unless `locked` (taken
+    already). Returns how many users' net worth."""
     from worthline.portfolio import series  # it builds on this module
 
-    users: set[uuid.UUID] = set()
-    since: dict[uuid.UUID, date] = {}
-    if prices:
-        holders = await session.execute(
-            select(
-                Account.user_id,
-                HoldingHistory.asset_id,
-                func.max(case((Holding.is_active.is_(True), 1), else_=0)),
-            )
-            .select_from(HoldingHistory)
-            .join(Account, Account.id == HoldingHistory.account_id)
-            .outerjoin(
-                Holding,
-                and_(
-                    Holding.account_id == HoldingHistory.account_id,
-                    Holding.asset_id == HoldingHistory.asset_id,
-                ),
-            )
-            .where(
-                HoldingHistory.asset_id.in_(list(prices)),
-                Account.account_type.in_(NET_WORTH_TYPES),
-            )
-            .group_by(Account.user_id, HoldingHistory.asset_id)
-        )
-        for user_id, asset_id, active in holders:
-            if active:
-                users.add(user_id)
-            day = prices[asset_id]
-            since[user_id] = min(since.get(user_id, day), day)
+    users, since = await holders(session, prices or {})
     if fx:
         foreign_cash = (
             select(Account.user_id)
@@ -321,10 +335,11 @@ async def market_moved(
         )
         users.update(await session.scalars(foreign_cash.union(foreign_holdings)))
     for user_id in sorted(users | since.keys()):  # one lock order for every market write
+        lock = user_id not in locked
         if user_id in since:
-            series.held_changed(session, user_id, since[user_id], lock=True)
+            series.held_changed(session, user_id, since[user_id], lock=lock)
         if user_id in users:
-            net_worth_changed(session, user_id, lock=True)
+            net_worth_changed(session, user_id, lock=lock)
     return len(users)
 
 

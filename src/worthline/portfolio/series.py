@@ -6,9 +6,10 @@ Valuing ten years of daily points from scratch means reading every price of ever
 has what changed on each day (days as epoch days):
 
 - `net_worth_cash` (day, currency, exponent): the change of the closing balances of the
-  user's Asset and Liability accounts, in minor units. Every recorded movement adds its legs
-  (`add_movements`, one upsert whose addition the database does exactly in integers); a
-  journal import rebuilds the user's rows from `balances_live` (`rebuild_cash`).
+  user's Asset and Liability accounts, in minor units (decimal text: a day's sum over many
+  accounts can exceed 64 bits). Every recorded movement adds its legs (`add_movements`: one
+  read, one upsert); a journal import rebuilds the user's rows from `balances_live`
+  (`rebuild_cash`).
 - `net_worth_held` (day, currency): the change of Σ quantity × close in force over the user's
   holdings in assets priced in that currency, exact in 10⁻¹⁶ units.
 - `net_worth_stale` (symbol, since, until): the days a held asset has no price, or only one
@@ -36,7 +37,7 @@ from decimal import Decimal
 from math import lcm
 from typing import Any
 
-from sqlalchemy import Date, bindparam, delete, func, insert, or_, select, text
+from sqlalchemy import Date, bindparam, delete, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,16 +119,22 @@ def points(start: date, end: date, interval: str) -> list[date]:
 # ------------------------------------------------------------------------------ cash
 
 
-def _add_cash(dialect: str) -> Any:
+def _set_cash(dialect: str) -> Any:
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert_(NetWorthCash)
     return statement.on_conflict_do_update(
         index_elements=["user_id", "day", "currency", "exponent"],
-        set_={"change": NetWorthCash.change + statement.excluded.change},
+        set_={"change": statement.excluded.change},
     )
 
 
-_ADD_CASH = {dialect: _add_cash(dialect) for dialect in ("sqlite", "postgresql")}
+_SET_CASH = {dialect: _set_cash(dialect) for dialect in ("sqlite", "postgresql")}
+_CASH_DAYS = select(
+    NetWorthCash.day, NetWorthCash.currency, NetWorthCash.exponent, NetWorthCash.change
+).where(
+    NetWorthCash.user_id == bindparam("user_id"),
+    NetWorthCash.day.in_(bindparam("days", expanding=True)),
+)
 
 
 async def add_movements(
@@ -137,8 +144,10 @@ async def add_movements(
     accounts: Mapping[int, Account],
 ) -> None:
     """Add movement rows (`from_account_id`, `to_account_id`, `amount` in minor units,
-    `value_time`) to the user's cash changes: one upsert for every (day, currency) they
-    touch on Asset and Liability accounts."""
+    `value_time`) to the user's cash changes on Asset and Liability accounts: one read of the
+    days they touch, one upsert. The sums are added in Python and stored as decimal text: a
+    day's sum over many accounts can exceed 64 bits, where SQL integer addition would fail
+    (PostgreSQL) or turn into a float (SQLite). The caller holds the user's event lock."""
     sums: dict[tuple[int, str, int], int] = {}
     for row in rows:
         day = epoch_day(row["value_time"].date())
@@ -150,55 +159,53 @@ async def add_movements(
             if account.account_type in NET_WORTH_TYPES:
                 key = (day, account.currency, account.exponent)
                 sums[key] = sums.get(key, 0) + amount
+    if not any(sums.values()):
+        return
+    found = await session.execute(
+        _CASH_DAYS, {"user_id": user_id, "days": sorted({d for d, _, _ in sums})}
+    )
+    for day, currency, exponent, change in found:
+        if (key := (day, currency, exponent)) in sums:
+            sums[key] += int(change)
     values = [
-        {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": change}
+        {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
         for (d, c, e), change in sums.items()
-        if change
     ]
-    if values:
-        await session.execute(_ADD_CASH[session.bind.dialect.name], values)
+    await session.execute(_SET_CASH[session.bind.dialect.name], values)
 
 
-def cash_changes(user_id: uuid.UUID) -> Any:
-    """Per currency, exponent and day: how much the closing balances of the user's Asset and
-    Liability accounts changed, from `balances_live` (one row per account and active day)."""
-    live = (
-        select(
-            BalanceLive.account_id,
-            BalanceLive.balance_date,
-            (
-                BalanceLive.balance
-                - func.coalesce(
-                    func.lag(BalanceLive.balance).over(
-                        partition_by=BalanceLive.account_id, order_by=BalanceLive.balance_date
-                    ),
-                    0,
-                )
-            ).label("change"),
-        )
-        .join(Account, Account.id == BalanceLive.account_id)
-        .where(Account.user_id == user_id, Account.account_type.in_(NET_WORTH_TYPES))
-        .subquery()
+_BALANCES = (
+    select(
+        Account.id,
+        Account.currency,
+        Account.exponent,
+        BalanceLive.balance_date,
+        BalanceLive.balance,
     )
-    return (
-        select(Account.currency, Account.exponent, live.c.balance_date, func.sum(live.c.change))
-        .join(live, live.c.account_id == Account.id)
-        .group_by(Account.currency, Account.exponent, live.c.balance_date)
-    )
+    .join(BalanceLive, BalanceLive.account_id == Account.id)
+    .where(Account.user_id == bindparam("user_id"), Account.account_type.in_(NET_WORTH_TYPES))
+    .order_by(Account.id, BalanceLive.balance_date)
+)
 
 
 async def rebuild_cash(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Replace the user's cash changes by what `balances_live` says (after a bulk write)."""
+    """Replace the user's cash changes by what `balances_live` says (after a bulk write): each
+    account's closing balance minus the one before it, summed per day in Python (exact at
+    any size)."""
     await session.execute(delete(NetWorthCash).where(NetWorthCash.user_id == user_id))
+    sums: dict[tuple[int, str, int], int] = {}
+    previous_account, previous = None, 0
+    for account_id, currency, exponent, day, balance in await session.execute(
+        _BALANCES, {"user_id": user_id}
+    ):
+        if account_id != previous_account:
+            previous_account, previous = account_id, 0
+        key = (epoch_day(day), currency, exponent)
+        sums[key] = sums.get(key, 0) + balance - previous
+        previous = balance
     values = [
-        {
-            "user_id": user_id,
-            "day": epoch_day(day),
-            "currency": currency,
-            "exponent": exponent,
-            "change": int(change),
-        }
-        for currency, exponent, day, change in await session.execute(cash_changes(user_id))
+        {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
+        for (d, c, e), change in sorted(sums.items())
         if change
     ]
     for start in range(0, len(values), 5_000):
@@ -530,17 +537,19 @@ async def history(
     held_unit = 10 ** (READ_SCALE - VALUE_SCALE)
     for day, cur, exponent, change in (await connection.execute(_CASH_READ, params)).all():
         values = arrays.get(cur) or arrays.setdefault(cur, [0] * width)
-        values[day - first if day > first else 0] += change * units[exponent]
+        values[day - first if day > first else 0] += int(change) * units[exponent]
     for day, cur, change in (await connection.execute(_HELD_READ, params)).all():
         values = arrays.get(cur) or arrays.setdefault(cur, [0] * width)
         values[day - first if day > first else 0] += int(change) * held_unit
     spans = (await connection.execute(_STALE_READ, params)).all()
     fx = await market_repo.fx_table(session, {*arrays, currency}, dates[0], dates[-1], pivots)
     totals = {cur: list(itertools.accumulate(values)) for cur, values in arrays.items()}
-    flagged: dict[int, set[str]] = {}
+    days = [epoch_day(point) for point in dates]
+    flagged: dict[int, set[str]] = {}  # only the points' days: a span may cover decades
     for since, until, symbol in spans:
-        end = last + 1 if until is None else min(until, last + 1)
-        for day in range(max(since, first), end):
+        lo = bisect.bisect_left(days, since)
+        hi = len(days) if until is None else bisect.bisect_left(days, until)
+        for day in days[lo:hi]:
             flagged.setdefault(day, set()).add(f"price:{symbol}")
     digits = places(currency)
     changes = fx.dates()
@@ -550,7 +559,7 @@ async def history(
     factors: list[tuple[str, list[int], int | None, date | None]] = []
     whole = 1
     out: list[Point] = []
-    for point in dates:
+    for point, day in zip(dates, days, strict=True):
         if point >= following:  # between two rate dates every lookup gives the same rate
             rates = {cur: fx.rate(cur, currency, point) for cur in totals}
             common = lcm(*(r.value.denominator for r in rates.values() if r is not None))
@@ -566,7 +575,6 @@ async def history(
                 factors.append((cur, running, factor, stale_from))
             k = bisect.bisect_right(changes, point)
             following = changes[k] if k < len(changes) else date.max
-        day = epoch_day(point)
         index = day - first
         stale = set(flagged.get(day, ()))
         numerator = 0

@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("day", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("currency", sa.String(length=10), nullable=False),
         sa.Column("exponent", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("change", sa.BigInteger(), nullable=False),
+        sa.Column("change", sa.String(length=40), nullable=False),
         _user_fk("net_worth_cash"),
         sa.PrimaryKeyConstraint(
             "user_id", "day", "currency", "exponent", name=op.f("pk_net_worth_cash")
