@@ -1,21 +1,30 @@
 """The database writes snapshot money and percentages (`kit.sql.decimal_text`,
 `kit.sql.change_percent`) for the read endpoints; on both engines they must agree exactly with
 the Python definitions (`schemas.money`, `kit.money.percent_change`), and the bodies the
-endpoints write must be exactly what their Pydantic models describe."""
+endpoints write must be exactly what their Pydantic models describe. For balance-history it also
+writes the JSON (`kit.sql.iso_timestamp`, `kit.sql.json_percent`): exactly the bytes orjson
+writes for the same values."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import literal, select
+from sqlalchemy import Float, literal, select
 
 from ledger.factories import account
 from snapshots.helpers import get_ok, report, sync
-from worthline.kit.db import ExactDecimal
+from worthline.kit.db import ExactDecimal, UTCDateTime
 from worthline.kit.money import percent_change
-from worthline.kit.sql import change_percent, decimal_text
+from worthline.kit.sql import (
+    change_percent,
+    decimal_text,
+    iso_timestamp,
+    json_percent,
+)
 from worthline.snapshots.schemas import (
     LatestSnapshots,
     Reconciliation,
@@ -88,6 +97,67 @@ async def test_change_percent_agrees_with_python(db, cases):
             select(change_percent(literal(Decimal(1), AMOUNT), literal(Decimal(0), AMOUNT)))
         )
         assert none is None
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
+
+
+@_SLOW
+@given(cases=st.lists(_percent_cases(), min_size=1, max_size=20))
+async def test_json_percent_is_what_orjson_writes(db, cases):
+    async with db.read_session() as session:
+        for change, previous in cases:
+            percent = change_percent(literal(change, AMOUNT), literal(previous, AMOUNT))
+            value, written = (await session.execute(select(percent, json_percent(percent)))).one()
+            if value is not None and abs(value) >= 2**53:
+                # Past 2⁵³ a double holds no cents, and where the shortest text that reads
+                # back is a tie PostgreSQL may print a 17th digit that Python's repr leaves
+                # out (3.6028797018964096e+16 vs 3.60287970189641e+16): the same number.
+                assert float(written) == value, (change, previous, value, written)
+            else:
+                assert written == _json(value), (change, previous, value)
+
+
+# Two decimals, as percentages are: every layout repr and PostgreSQL use, and their borders.
+_PERCENTS = [0.0, -0.0, 0.01, -0.01, 0.1, 1.0, 12.5, -54.55, 100.0, 33.33, 99999900.0]
+_PERCENTS += [999999999999.99, 1e12, -1e12, 1000000000000.01, 12345678901234.57, 1e13, 1e14]
+_PERCENTS += [999999999999999.9, 1e15, -1e15, 1234567890123456.8, 9999999999999998.0, 1e16]
+_PERCENTS += [-1e16, 1.2345678901234568e16, 9.223372036854776e20, 1e22, -4.5e30, 1.5e40]
+
+
+@_SLOW
+@given(cents=st.lists(st.integers(min_value=-(10**24), max_value=10**24), max_size=20))
+async def test_json_percent_of_any_size(db, cents):
+    values = _PERCENTS + [float(Decimal(n).scaleb(-2)) for n in cents]
+    async with db.read_session() as session:
+        for value in values:
+            written = await session.scalar(select(json_percent(literal(value, Float()))))
+            assert written == _json(value), value
+        assert await session.scalar(select(json_percent(literal(None, Float())))) == "null"
+
+
+# Hypothesis takes naive bounds and attaches the zone itself.
+_INSTANTS = st.datetimes(
+    min_value=datetime(1900, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2200, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+
+
+@_SLOW
+@given(
+    instants=st.lists(
+        st.one_of(_INSTANTS, _INSTANTS.map(lambda t: t.replace(microsecond=0))),
+        min_size=1,
+        max_size=20,
+    )
+)
+async def test_iso_timestamp_is_what_orjson_writes(db, instants):
+    async with db.read_session() as session:
+        for instant in instants:
+            written = await session.scalar(select(iso_timestamp(literal(instant, UTCDateTime()))))
+            assert f'"{written}"' == _json(instant), instant
 
 
 def test_percent_change_by_hand():

@@ -17,6 +17,7 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any, NewType, TypeVar
 
+import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Numeric, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -120,6 +121,14 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 SQLITE_PERCENT_FUNCTION = "worthline_percent_change"
 """The SQLite function behind `kit.sql.change_percent` (registered on every connection)."""
+SQLITE_JSON_NUMBER_FUNCTION = "worthline_json_number"
+"""The SQLite function behind `kit.sql.json_percent` (registered on every connection)."""
+
+
+def _json_number(value: float | None) -> str:
+    """A REAL as the JSON orjson writes for it: SQLite has no shortest float-to-text."""
+    return "null" if value is None else orjson.dumps(float(value)).decode()
+
 
 # Stable constraint names: Alembic needs them to alter tables on SQLite.
 NAMING = {
@@ -162,6 +171,9 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         # Exact percentages for `kit.sql.change_percent` (PostgreSQL computes them in NUMERIC).
         dbapi_connection.create_function(
             SQLITE_PERCENT_FUNCTION, 2, percent_change, deterministic=True
+        )
+        dbapi_connection.create_function(
+            SQLITE_JSON_NUMBER_FUNCTION, 1, _json_number, deterministic=True
         )
 
     @event.listens_for(engine.sync_engine, "begin")

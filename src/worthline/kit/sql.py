@@ -9,7 +9,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from worthline.kit.db import SQLITE_PERCENT_FUNCTION, UTCDateTime
+from worthline.kit.db import SQLITE_JSON_NUMBER_FUNCTION, SQLITE_PERCENT_FUNCTION, UTCDateTime
 
 
 class utc_date(FunctionElement[Any]):
@@ -149,3 +149,109 @@ def _uuid_text_sqlite(element: uuid_text, compiler: Any, **kw: Any) -> str:
         for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
     )
     return f"({parts})"
+
+
+# ------------------------------------------------------------------------------ JSON text
+#
+# For reads that hand the database's answer to the client as it is (`orjson.Fragment`): each
+# construct writes exactly the bytes orjson writes for the value Python would have read.
+
+
+class iso_timestamp(FunctionElement[str]):
+    """A `UTCDateTime` column as the text orjson writes for it with `OPT_UTC_Z` (inside the
+    JSON string's quotes): `2025-01-15T10:00:00Z`, with six digits of microseconds only when
+    there are some. NULL stays NULL."""
+
+    type = String()
+    inherit_cache = True
+    name = "iso_timestamp"
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+
+
+@compiles(iso_timestamp, "postgresql")
+def _iso_timestamp_pg(element: iso_timestamp, compiler: Any, **kw: Any) -> str:
+    # '.000000Z' can only be the end: the date and time parts hold no '.'.
+    column = compiler.process(element.clauses, **kw)
+    written = f"""to_char(({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return f"replace({written}, '.000000Z', 'Z')"
+
+
+@compiles(iso_timestamp, "sqlite")
+def _iso_timestamp_sqlite(element: iso_timestamp, compiler: Any, **kw: Any) -> str:
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC (see `utc_day_start`).
+    column = compiler.process(element.clauses, **kw)
+    written = f"substr({column}, 1, 10) || 'T' || substr({column}, 12) || 'Z'"
+    return f"replace({written}, '.000000Z', 'Z')"
+
+
+class json_percent(FunctionElement[str]):
+    """A `change_percent` value as the JSON number orjson writes for it (`repr`'s layout:
+    `12.5`, `100.0`, `1e+16`), or `null`.
+
+    PostgreSQL writes the double's shortest text (with `extra_float_digits` at its default, 1,
+    or above), then lays it out as `repr` does where the two differ: `.0` after a whole number,
+    and positional rather than an exponent from 10^15 up to 10^16. SQLite has no shortest
+    float-to-text: it calls the Python function `kit.db` registers, so the same bytes by
+    construction (`-0.0` included, which SQLite keeps and PostgreSQL's NUMERIC never makes)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_percent"
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+
+
+@compiles(json_percent, "postgresql")
+def _json_percent_pg(element: json_percent, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    shortest = f"CAST({value} AS TEXT)"
+    # 1e15 <= |value| < 1e16: '1.2345678901234568e+15' → '1234567890123456.8'.
+    digits = f"replace(split_part(CAST(abs({value}) AS TEXT), 'e', 1), '.', '')"
+    positional = (
+        f"CASE WHEN {value} < 0 THEN '-' ELSE '' END || rpad(left({digits}, 16), 16, '0') || "
+        f"'.' || coalesce(nullif(substr({digits}, 17), ''), '0')"
+    )
+    # Float comparisons first: one text conversion per value on the usual paths.
+    return (
+        f"(CASE WHEN {value} IS NULL THEN 'null' "
+        f"WHEN abs({value}) >= 1e16 THEN {shortest} "
+        f"WHEN abs({value}) >= 1e15 THEN {positional} "
+        f"WHEN {value} = trunc({value}) THEN {shortest} || '.0' "
+        f"ELSE {shortest} END)"
+    )
+
+
+@compiles(json_percent, "sqlite")
+def _json_percent_sqlite(element: json_percent, compiler: Any, **kw: Any) -> str:
+    return f"{SQLITE_JSON_NUMBER_FUNCTION}({compiler.process(element.clauses, **kw)})"
+
+
+class json_array_text(FunctionElement[str]):
+    """An aggregate: the JSON array `[e1,e2,…]` (no spaces, as orjson writes it) of the JSON
+    texts `element`, in `order`; NULL when there are no rows.
+
+    SQLite before 3.44 has no ORDER BY inside an aggregate: it takes the rows as its FROM
+    gives them, so aggregate over a subquery with that ORDER BY and a LIMIT (SQLite keeps the
+    ORDER BY of a subquery with a LIMIT and reads it as a co-routine, in order)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_array_text"
+
+    def __init__(self, element: ColumnElement[Any], order: ColumnElement[Any]) -> None:
+        super().__init__(element, order)
+
+
+@compiles(json_array_text, "postgresql")
+def _json_array_text_pg(element: json_array_text, compiler: Any, **kw: Any) -> str:
+    item, order = (compiler.process(c, **kw) for c in element.clauses)
+    return f"('[' || string_agg({item}, ',' ORDER BY {order}) || ']')"
+
+
+@compiles(json_array_text, "sqlite")
+def _json_array_text_sqlite(element: json_array_text, compiler: Any, **kw: Any) -> str:
+    item = compiler.process(element.clauses.clauses[0], **kw)
+    return f"('[' || group_concat({item}, ',') || ']')"

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from worthline.kit.deps import CurrentUser, InsufficientScope, InvalidAccessToken, Session
+from worthline.kit.deps import Ctx, CurrentUser, InsufficientScope, InvalidAccessToken, Session
 from worthline.kit.problems import problem_responses
 from worthline.ledger import repository as ledger_repo
 from worthline.ledger.endpoints import InvalidDateRange
@@ -21,7 +21,6 @@ from worthline.ledger.service import EARLIEST, LATEST, AccountNotFound
 from worthline.snapshots import repository as repo
 from worthline.snapshots import service
 from worthline.snapshots.models import MANUAL_SYNC
-from worthline.snapshots.repository import SnapshotRow
 from worthline.snapshots.schemas import (
     LatestSnapshots,
     Reconciliation,
@@ -30,6 +29,7 @@ from worthline.snapshots.schemas import (
     SnapshotOut,
     SyncIn,
     dumps,
+    history_array_json,
     history_json,
     latest_json,
     reconciliation_json,
@@ -71,24 +71,6 @@ def _json(body: dict[str, Any], status_code: int = status.HTTP_200_OK) -> Respon
     return Response(dumps(body), status_code=status_code, media_type="application/json")
 
 
-async def _history(
-    session: Session,
-    principal: CurrentUser,
-    account_id: uuid.UUID,
-    rows: list[SnapshotRow],
-    *,
-    newest_first: bool,
-) -> Response:
-    """The body of balance-history and recent snapshots. The rows carry the account's currency
-    and exponent; only when there are none is the account looked up (404, or an empty list)."""
-    if rows:
-        currency, exponent = rows[0].currency, rows[0].exponent
-    else:
-        account = await _account(session, principal, account_id)
-        currency, exponent = account.currency, account.exponent
-    return _json(history_json(currency, exponent, rows, newest_first=newest_first))
-
-
 def _source(source: str | None) -> str | None:
     return None if source is None else service.check_source(source)
 
@@ -110,7 +92,7 @@ async def latest_snapshots(principal: CurrentUser, session: Session) -> Response
 async def balance_history(
     account_id: uuid.UUID,
     principal: CurrentUser,
-    session: Session,
+    ctx: Ctx,
     start_date: Annotated[
         str,
         Query(
@@ -137,11 +119,19 @@ async def balance_history(
     if start > end:
         raise InvalidDateRange("start_date must not be after end_date")
     wanted = _source(source)
-    user_id = principal.user_id
-    rows = await repo.history(session, user_id, account_id, start, end, wanted, MAX_HISTORY + 1)
-    if len(rows) > MAX_HISTORY:
+    # The database writes the snapshots' JSON; no session unless the account must be looked up.
+    found = await repo.history_array(
+        ctx.db, principal.user_id, account_id, start, end, wanted, MAX_HISTORY + 1
+    )
+    if found.total_count > MAX_HISTORY:
         raise InvalidDateRange(f"The range holds more than {MAX_HISTORY:,} snapshots; narrow it")
-    return await _history(session, principal, account_id, rows, newest_first=False)
+    if found.total_count:
+        currency, exponent = found.currency, found.exponent
+    else:
+        async with ctx.db.read_session() as session:
+            account = await _account(session, principal, account_id)
+        currency, exponent = account.currency, account.exponent
+    return _json(history_array_json(currency, exponent, found))
 
 
 @router.get(
@@ -160,7 +150,12 @@ async def recent_snapshots(
     before it (among those of `source`, when given). Same body as balance-history."""
     wanted = _source(source)
     rows = await repo.recent(session, principal.user_id, account_id, limit, wanted)
-    return await _history(session, principal, account_id, rows, newest_first=True)
+    if rows:
+        currency, exponent = rows[0].currency, rows[0].exponent
+    else:  # the rows carry the account's currency and exponent: look it up only without them
+        account = await _account(session, principal, account_id)
+        currency, exponent = account.currency, account.exponent
+    return _json(history_json(currency, exponent, rows, newest_first=True))
 
 
 @router.post(

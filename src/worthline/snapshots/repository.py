@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -24,8 +24,10 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     exists,
     func,
+    literal_column,
     select,
     tuple_,
     type_coerce,
@@ -34,8 +36,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worthline.kit.db import ExactDecimal, UTCDateTime
-from worthline.kit.sql import change_percent, decimal_text, uuid_text
+from worthline.auth.lookup import driver_reads
+from worthline.kit.db import Database, ExactDecimal, UTCDateTime
+from worthline.kit.sql import (
+    change_percent,
+    decimal_text,
+    iso_timestamp,
+    json_array_text,
+    json_percent,
+    uuid_text,
+)
 from worthline.ledger.models import Account, Movement
 from worthline.ledger.repository import balance_at_column, balance_expr
 from worthline.snapshots.models import AMOUNT_SCALE, BalanceSnapshot
@@ -49,6 +59,20 @@ SnapshotRow = Row[Any]
 then the API's fields in the API's order: `id`, `account_id` (as text), money as text with the
 account's decimals, `currency`, `source`, `captured_at`, `created_at`, `change_amount` (from the
 snapshot before it; None for the first) and `change_percent`."""
+
+
+class HistoryArray(NamedTuple):
+    """A balance history as `history_array` answers it: `snapshots` is the JSON array the
+    database wrote, oldest first, exactly as `schemas.snapshot_json` and orjson write each
+    `SnapshotRow`. The account's exponent and currency and the oldest's and the newest's
+    balance (as text) come with it; all but the count are None when there are no snapshots."""
+
+    total_count: int
+    exponent: int | None
+    currency: str | None
+    start_balance: str | None
+    end_balance: str | None
+    snapshots: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +173,14 @@ def _caller_account(table: Any) -> list[Any]:
     ]
 
 
-def _history_statement(by_source: bool) -> Any:
+def _history_statement(by_source: bool, *extra: Any, account_id: Any = None) -> Any:
     table, account = S.__table__, Account.__table__
+    account_id = uuid_text(account.c.public_id) if account_id is None else account_id
     query = (
         select(
             account.c.exponent.label("exponent"),
-            *_columns(table, uuid_text(account.c.public_id), -account.c.exponent, _lagged(table)),
+            *_columns(table, account_id, -account.c.exponent, _lagged(table)),
+            *extra,
         )
         .select_from(account)
         .join(table, account.c.id == table.c.account_id)
@@ -167,6 +193,85 @@ def _history_statement(by_source: bool) -> Any:
     if by_source:
         query = query.where(table.c.source == bindparam("source"))
     return query.order_by(table.c.captured_at, table.c.id).limit(bindparam("limit"))
+
+
+def _text(value: str) -> Any:
+    return literal_column("'" + value.replace("'", "''") + "'", String())
+
+
+def _json_object(fields: list[tuple[str, str, Any]]) -> Any:
+    """The JSON object text of `fields` (name, kind, column), written compactly as orjson writes
+    it: kind "text" is a NOT NULL text that needs no escaping, "text?" the same or NULL
+    (`null`), "json" already JSON text. Neighbouring constant parts are joined into one
+    literal: every `||` costs PostgreSQL time on every row."""
+    parts: list[Any] = []
+    pending = "{"
+    for name, kind, column in fields:
+        pending += f'"{name}":'
+        if kind == "text":
+            parts += [_text(pending + '"'), column]
+            pending = '"'
+        elif kind == "text?":
+            quoted = _text('"') + column + _text('"')
+            parts += [_text(pending), func.coalesce(quoted, _text("null"))]
+            pending = ""
+        else:
+            parts += [_text(pending), column]
+            pending = ""
+        pending += ","
+    parts.append(_text(pending[:-1] + "}"))
+    text = parts[0]
+    for part in parts[1:]:
+        text = text + part
+    return text
+
+
+def _snapshot_json(row: Any) -> Any:
+    """A `SnapshotRow` (a subquery's columns) as the JSON text `schemas.snapshot_json` and
+    orjson write for it. No value needs escaping: the database writes the ids, money and
+    timestamps, the currency is an ISO 4217 code (the account's) and the source one of
+    `models.SOURCES` (a CHECK constraint)."""
+    c = row.c
+    return _json_object(
+        [
+            ("id", "text", c.id),
+            ("account_id", "text", c.account_id),
+            ("balance", "text", c.balance),
+            ("available_balance", "text?", c.available_balance),
+            ("holdings_value", "text?", c.holdings_value),
+            ("cash_value", "text?", c.cash_value),
+            ("currency", "text", c.currency),
+            ("source", "text", c.source),
+            ("captured_at", "text", iso_timestamp(c.captured_at)),
+            ("created_at", "text", iso_timestamp(c.created_at)),
+            ("change_amount", "text?", c.change_amount),
+            ("change_percent", "json", json_percent(c.change_percent)),
+        ]
+    )
+
+
+def _history_array_statement(by_source: bool) -> Any:
+    """`_history_statement` aggregated into one row (`HistoryArray`): Python never touches the
+    rows of a long history. The rows are numbered in the window `LAG()` already sorts by;
+    the newest is the one without a next (the LIMIT only cuts a range the endpoint refuses)."""
+    table = S.__table__
+    order = (table.c.captured_at, table.c.id)
+    rows = _history_statement(
+        by_source,
+        func.row_number().over(order_by=order).label("position"),
+        func.lead(table.c.id).over(order_by=order).is_(None).label("newest"),
+        # The account asked for, bound as text rather than written again for every row.
+        account_id=bindparam("account_text", type_=String()),
+    ).subquery("history")
+    c = rows.c
+    return select(
+        func.count().label("total_count"),
+        func.max(c.exponent).label("exponent"),
+        func.max(c.currency).label("currency"),
+        func.max(case((c.position == literal_column("1"), c.balance))).label("start_balance"),
+        func.max(case((c.newest, c.balance))).label("end_balance"),
+        json_array_text(_snapshot_json(rows), c.position).label("snapshots"),
+    )
 
 
 def _recent_statement(by_source: bool) -> Any:
@@ -223,6 +328,7 @@ def _one_statement() -> Any:
 
 _LATEST = _latest_statement()
 _HISTORY = {by_source: _history_statement(by_source) for by_source in (False, True)}
+_HISTORY_ARRAY = {by_source: _history_array_statement(by_source) for by_source in (False, True)}
 _RECENT = {by_source: _recent_statement(by_source) for by_source in (False, True)}
 _ONE = _one_statement()
 
@@ -254,11 +360,51 @@ async def history(
     """Snapshots of the caller's account with `start <= captured_at <= end`, oldest first, each
     with its change from the previous one in that (filtered) range. At most `limit` rows; none
     when the account is not the caller's."""
+    params = _history_params(user_id, public_id, start, end, source, limit)
+    return list((await session.execute(_HISTORY[source is not None], params)).all())
+
+
+async def history_array(
+    db: Database,
+    user_id: uuid.UUID,
+    public_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    source: str | None,
+    limit: int,
+) -> HistoryArray:
+    """`history`, written by the database as one JSON array (what balance-history answers);
+    `total_count` above `limit` means the range holds more.
+
+    On PostgreSQL one driver call (`auth.lookup.DriverReads`): no session, and at most the
+    pool's size at once, so a burst of requests never opens overflow connections only to close
+    them again. On SQLite a read session: the statement needs the functions `kit.db` registers
+    on the engine's connections."""
+    params = _history_params(user_id, public_id, start, end, source, limit)
+    params["account_text"] = str(public_id)
+    statement = _HISTORY_ARRAY[source is not None]
+    if db.dialect == "postgresql":
+        row = await driver_reads(db).first(statement, params)
+    else:
+        async with db.read_session() as session:
+            row = (await session.execute(statement, params)).one()
+    assert row is not None  # an aggregate without GROUP BY: always one row
+    return HistoryArray(*row)
+
+
+def _history_params(
+    user_id: uuid.UUID,
+    public_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    source: str | None,
+    limit: int,
+) -> dict[str, Any]:
     params = {"user_id": user_id, "public_id": public_id, "start": start, "end": end}
     params["limit"] = limit
     if source is not None:
         params["source"] = source
-    return list((await session.execute(_HISTORY[source is not None], params)).all())
+    return params
 
 
 async def recent(

@@ -7,6 +7,8 @@ turned into a float only at the edge.
 The Pydantic models are the contract (OpenAPI, request validation); the read endpoints write
 their bodies with the plain functions at the bottom, which build exactly those models' JSON
 without validating each of hundreds of rows again (a year of history is 365 of them).
+balance-history goes further: the database writes its snapshots' JSON
+(`repository.history_array`), the same bytes, and Python splices them in unread.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from worthline.kit.money import DecimalString, percent_change
 from worthline.kit.schemas import Timestamp
 from worthline.ledger.models import Account
 from worthline.snapshots.models import SOURCES
-from worthline.snapshots.repository import SnapshotRow
+from worthline.snapshots.repository import HistoryArray, SnapshotRow
 from worthline.snapshots.service import Discrepancy
 
 # ---------------------------------------------------------------------------------- inputs
@@ -197,14 +199,37 @@ def history_json(
     """`SnapshotHistory` of one account's rows, listed oldest first (balance-history) or newest
     first (recent snapshots); the start and end balances are the oldest's and the newest's
     either way."""
+    snapshots = [snapshot_json(r) for r in rows]
+    if not rows:
+        return _history_body(snapshots, 0, currency, exponent, None, None)
+    oldest, newest = (rows[-1], rows[0]) if newest_first else (rows[0], rows[-1])
+    return _history_body(snapshots, len(rows), currency, exponent, oldest.balance, newest.balance)
+
+
+def history_array_json(currency: str, exponent: int, history: HistoryArray) -> dict[str, Any]:
+    """`SnapshotHistory` of `repository.history_array`: the database has written the
+    snapshots' JSON array, spliced into the body as it is (`orjson.Fragment`)."""
+    snapshots = orjson.Fragment(history.snapshots or "[]")
+    start, end = history.start_balance, history.end_balance
+    return _history_body(snapshots, history.total_count, currency, exponent, start, end)
+
+
+def _history_body(
+    snapshots: Any,
+    count: int,
+    currency: str,
+    exponent: int,
+    oldest: str | None,
+    newest: str | None,
+) -> dict[str, Any]:
+    """The body around `snapshots`, from the oldest's and the newest's balance (as text)."""
     start = end = change = None
-    if rows:
-        oldest, newest = (rows[-1], rows[0]) if newest_first else (rows[0], rows[-1])
-        start, end = Decimal(oldest.balance), Decimal(newest.balance)
+    if oldest is not None and newest is not None:
+        start, end = Decimal(oldest), Decimal(newest)
         change = end - start
     return {
-        "snapshots": [snapshot_json(r) for r in rows],
-        "total_count": len(rows),
+        "snapshots": snapshots,
+        "total_count": count,
         "start_balance": money(start, exponent),
         "end_balance": money(end, exponent),
         "total_change_amount": money(change, exponent),
