@@ -133,8 +133,9 @@ _CASH_DAYS = select(
     NetWorthCash.day, NetWorthCash.currency, NetWorthCash.exponent, NetWorthCash.change
 ).where(
     NetWorthCash.user_id == bindparam("user_id"),
-    NetWorthCash.day.in_(bindparam("days", expanding=True)),
+    NetWorthCash.day.between(bindparam("first"), bindparam("last")),
 )
+"""The rows of the days a write touches (a range, not an IN list: compiled once)."""
 
 
 async def add_movements(
@@ -161,8 +162,9 @@ async def add_movements(
                 sums[key] = sums.get(key, 0) + amount
     if not any(sums.values()):
         return
+    days = [d for d, _, _ in sums]
     found = await session.execute(
-        _CASH_DAYS, {"user_id": user_id, "days": sorted({d for d, _, _ in sums})}
+        _CASH_DAYS, {"user_id": user_id, "first": min(days), "last": max(days)}
     )
     for day, currency, exponent, change in found:
         if (key := (day, currency, exponent)) in sums:
@@ -171,7 +173,9 @@ async def add_movements(
         {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
         for (d, c, e), change in sums.items()
     ]
-    await session.execute(_SET_CASH[session.bind.dialect.name], values)
+    await session.execute(
+        _SET_CASH[session.bind.dialect.name], values[0] if len(values) == 1 else values
+    )
 
 
 _BALANCES = (
