@@ -130,6 +130,16 @@ def _json_number(value: float | None) -> str:
     return "null" if value is None else orjson.dumps(float(value)).decode()
 
 
+SQLITE_ADD_INTEGERS_FUNCTION = "worthline_add_integers"
+"""The SQLite function behind `kit.sql.add_integer_text` (registered on every connection)."""
+
+
+def _add_integers(a: str | int | None, b: str | int | None) -> str | None:
+    """Two integers written as decimal text, added exactly at any size: SQLite's own integer
+    addition turns into a float past 64 bits."""
+    return None if a is None or b is None else str(int(a) + int(b))
+
+
 # Stable constraint names: Alembic needs them to alter tables on SQLite.
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -174,6 +184,9 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         )
         dbapi_connection.create_function(
             SQLITE_JSON_NUMBER_FUNCTION, 1, _json_number, deterministic=True
+        )
+        dbapi_connection.create_function(
+            SQLITE_ADD_INTEGERS_FUNCTION, 2, _add_integers, deterministic=True
         )
 
     @event.listens_for(engine.sync_engine, "begin")

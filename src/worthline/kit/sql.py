@@ -9,7 +9,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from worthline.kit.db import SQLITE_JSON_NUMBER_FUNCTION, SQLITE_PERCENT_FUNCTION, UTCDateTime
+from worthline.kit.db import (
+    SQLITE_ADD_INTEGERS_FUNCTION,
+    SQLITE_JSON_NUMBER_FUNCTION,
+    SQLITE_PERCENT_FUNCTION,
+    UTCDateTime,
+)
 
 
 class utc_date(FunctionElement[Any]):
@@ -255,3 +260,27 @@ def _json_array_text_pg(element: json_array_text, compiler: Any, **kw: Any) -> s
 def _json_array_text_sqlite(element: json_array_text, compiler: Any, **kw: Any) -> str:
     item = compiler.process(element.clauses.clauses[0], **kw)
     return f"('[' || group_concat({item}, ',') || ']')"
+
+
+class add_integer_text(FunctionElement[str]):
+    """The sum of two integers kept as decimal text (beyond 64 bits), exact on both engines:
+    PostgreSQL adds them as NUMERIC; SQLite calls the Python function `kit.db` registers."""
+
+    type = String()
+    inherit_cache = True
+    name = "add_integer_text"
+
+    def __init__(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> None:
+        super().__init__(a, b)
+
+
+@compiles(add_integer_text, "postgresql")
+def _add_integer_text_pg(element: add_integer_text, compiler: Any, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(CAST({a} AS NUMERIC) + CAST({b} AS NUMERIC) AS TEXT)"
+
+
+@compiles(add_integer_text, "sqlite")
+def _add_integer_text_sqlite(element: add_integer_text, compiler: Any, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{SQLITE_ADD_INTEGERS_FUNCTION}({a}, {b})"

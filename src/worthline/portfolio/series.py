@@ -8,7 +8,7 @@ has what changed on each day (days as epoch days):
 - `net_worth_cash` (day, currency, exponent): the change of the closing balances of the
   user's Asset and Liability accounts, in minor units (decimal text: a day's sum over many
   accounts can exceed 64 bits). Every recorded movement adds its legs (`add_movements`: one
-  read, one upsert); a journal import rebuilds the user's rows from `balances_live`
+  upsert adding exactly); a journal import rebuilds the user's rows from `balances_live`
   (`rebuild_cash`).
 - `net_worth_held` (day, currency): the change of Σ quantity × close in force over the user's
   holdings in assets priced in that currency, exact in 10⁻¹⁶ units.
@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.eventstream.service import serialize_events
 from worthline.kit.db import Database, before_commit, unit_of_work, utcnow
+from worthline.kit.sql import add_integer_text
 from worthline.ledger.models import Account, BalanceLive
 from worthline.market import repository as market_repo
 from worthline.market.fx import DEFAULT_PIVOTS, STALE_AFTER, round_ratio
@@ -119,23 +120,16 @@ def points(start: date, end: date, interval: str) -> list[date]:
 # ------------------------------------------------------------------------------ cash
 
 
-def _set_cash(dialect: str) -> Any:
+def _add_cash(dialect: str) -> Any:
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert_(NetWorthCash)
     return statement.on_conflict_do_update(
         index_elements=["user_id", "day", "currency", "exponent"],
-        set_={"change": statement.excluded.change},
+        set_={"change": add_integer_text(NetWorthCash.change, statement.excluded.change)},
     )
 
 
-_SET_CASH = {dialect: _set_cash(dialect) for dialect in ("sqlite", "postgresql")}
-_CASH_DAYS = select(
-    NetWorthCash.day, NetWorthCash.currency, NetWorthCash.exponent, NetWorthCash.change
-).where(
-    NetWorthCash.user_id == bindparam("user_id"),
-    NetWorthCash.day.between(bindparam("first"), bindparam("last")),
-)
-"""The rows of the days a write touches (a range, not an IN list: compiled once)."""
+_ADD_CASH = {dialect: _add_cash(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 async def add_movements(
@@ -145,10 +139,10 @@ async def add_movements(
     accounts: Mapping[int, Account],
 ) -> None:
     """Add movement rows (`from_account_id`, `to_account_id`, `amount` in minor units,
-    `value_time`) to the user's cash changes on Asset and Liability accounts: one read of the
-    days they touch, one upsert. The sums are added in Python and stored as decimal text: a
-    day's sum over many accounts can exceed 64 bits, where SQL integer addition would fail
-    (PostgreSQL) or turn into a float (SQLite). The caller holds the user's event lock."""
+    `value_time`) to the user's cash changes on Asset and Liability accounts: one upsert that
+    adds to the stored decimal text exactly (`kit.sql.add_integer_text`: a day's sum over
+    many accounts can exceed 64 bits, where SQL integer addition would fail on PostgreSQL and
+    turn into a float on SQLite)."""
     sums: dict[tuple[int, str, int], int] = {}
     for row in rows:
         day = epoch_day(row["value_time"].date())
@@ -160,22 +154,14 @@ async def add_movements(
             if account.account_type in NET_WORTH_TYPES:
                 key = (day, account.currency, account.exponent)
                 sums[key] = sums.get(key, 0) + amount
-    if not any(sums.values()):
-        return
-    days = [d for d, _, _ in sums]
-    found = await session.execute(
-        _CASH_DAYS, {"user_id": user_id, "first": min(days), "last": max(days)}
-    )
-    for day, currency, exponent, change in found:
-        if (key := (day, currency, exponent)) in sums:
-            sums[key] += int(change)
     values = [
         {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
         for (d, c, e), change in sums.items()
+        if change
     ]
-    await session.execute(
-        _SET_CASH[session.bind.dialect.name], values[0] if len(values) == 1 else values
-    )
+    if values:
+        statement = _ADD_CASH[session.bind.dialect.name]
+        await session.execute(statement, values[0] if len(values) == 1 else values)
 
 
 _BALANCES = (
