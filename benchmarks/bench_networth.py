@@ -779,7 +779,8 @@ async def run(url: str, args: argparse.Namespace, data_dir: Path, reuse: bool) -
             from worthline.portfolio import series
 
             t0 = time.perf_counter()
-            await series.ensure_built(ctx.db, user_id)
+            async with ctx.db.read_session() as reader:
+                await series.ensure_built(ctx.db, reader, user_id)
             log(
                 f"  series build (the first read's one-time work): {time.perf_counter() - t0:.2f} s"
             )

@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worthline.auth.lookup import driver_reads
 from worthline.auth.models import AuthSession, PersonalToken, RefreshToken, User
 from worthline.kit.db import Database
+from worthline.kit.driver_reads import driver_reads
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:

@@ -77,7 +77,7 @@ async def _authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     # No `Session` here: the token is checked with one prebuilt statement outside any unit of
-    # work (auth/lookup.py), on every request, so a revocation counts from the next request.
+    # work (kit/driver_reads.py), on every request, so a revocation counts from the next request.
     if credentials is None:
         raise InvalidAccessToken("Missing bearer token (Authorization: Bearer <token>)")
     ctx: AppContext = request.app.state.ctx  # not `Ctx`: one dependency less to solve

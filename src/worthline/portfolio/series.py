@@ -457,11 +457,11 @@ async def build(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.flush()
 
 
-async def ensure_built(db: Database, user_id: uuid.UUID) -> None:
-    """Build the user's series tables in a unit of work of their own if they never were."""
-    async with db.read_session() as session:
-        if await is_built(session, user_id):
-            return
+async def ensure_built(db: Database, reader: AsyncSession, user_id: uuid.UUID) -> None:
+    """Build the user's series tables in a unit of work of their own if they never were
+    (checked on the caller's read session: one primary-key read)."""
+    if await is_built(reader, user_id):
+        return
     async with unit_of_work(db) as session:
         await serialize_events(session, user_id)
         if not await is_built(session, user_id):  # a concurrent read may have built them

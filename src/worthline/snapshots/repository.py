@@ -36,8 +36,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worthline.auth.lookup import driver_reads
 from worthline.kit.db import Database, ExactDecimal, UTCDateTime
+from worthline.kit.driver_reads import driver_reads
 from worthline.kit.sql import (
     change_percent,
     decimal_text,
@@ -376,7 +376,7 @@ async def history_array(
     """`history`, written by the database as one JSON array (what balance-history answers);
     `total_count` above `limit` means the range holds more.
 
-    On PostgreSQL one driver call (`auth.lookup.DriverReads`): no session, and at most the
+    On PostgreSQL one driver call (`kit.driver_reads.DriverReads`): no session, and at most the
     pool's size at once, so a burst of requests never opens overflow connections only to close
     them again. On SQLite a read session: the statement needs the functions `kit.db` registers
     on the engine's connections."""

@@ -1,4 +1,5 @@
-"""The per-request authorisation reads, run as one driver call each.
+"""Hot short reads by key, run as one driver call each: the per-request authorisation check
+(`auth.repository`) and the balance-history read (`snapshots.repository`).
 
 Every authenticated request checks in the database that its login session (or personal token)
 is still valid. Through an ORM session that check was most of the request's CPU time: session

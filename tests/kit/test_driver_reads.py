@@ -1,5 +1,6 @@
-"""The per-request authorisation reads (auth/lookup.py), on both engines: the same answers as the
-ORM, revocations seen by the very next request, the SQLite fallback and the PostgreSQL pool bound.
+"""The driver reads (kit/driver_reads.py) behind the per-request authorisation check, on both
+engines: the same answers as the ORM, revocations seen by the very next request, the SQLite
+fallback and the PostgreSQL pool bound.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from sqlalchemy import event, update
 
 from tests.kit.helpers import assert_unauthorized, bearer
 from worthline.auth import repository as repo
-from worthline.auth.lookup import driver_reads
 from worthline.auth.models import AuthSession, PersonalToken, User
 from worthline.auth.repository import UserRecord
 from worthline.kit.db import utcnow
+from worthline.kit.driver_reads import driver_reads
 from worthline.kit.security import digest
 
 
