@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, SessionTransaction, mapped_c
 from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.types import TypeDecorator
 
+from worthline.kit import sqlite_driver
 from worthline.kit.money import percent_change
 
 T = TypeVar("T")
@@ -202,6 +203,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.get_driver_name() == "aiosqlite":
+            kwargs.setdefault("module", sqlite_driver.dbapi())  # one thread hop per statement
         engine = create_async_engine(url, **kwargs)
         _sqlite_pragmas(engine)
         return engine

@@ -1,0 +1,104 @@
+"""The SQLite adapter (kit/sqlite_driver.py): one hand-off to aiosqlite's thread per statement,
+with everything SQLAlchemy reads of a statement (rows, row count, last row id, errors) intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from worthline.kit.db import Database, unit_of_work
+from worthline.kit.sqlite_driver import OneTripCursor
+
+
+@pytest.fixture
+async def scratch(tmp_path: Path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with unit_of_work(db) as session:
+        await session.execute(
+            text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+        )
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call run on an aiosqlite connection's thread, by the name of the function."""
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counting(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return calls
+
+
+async def test_the_engine_uses_the_one_trip_cursor(scratch: Database) -> None:
+    async with scratch.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert isinstance(raw.dbapi_connection.cursor(), OneTripCursor)
+
+
+async def test_a_statement_with_rows_is_one_hand_off(
+    scratch: Database, hand_offs: list[str]
+) -> None:
+    async with unit_of_work(scratch) as session:
+        await session.execute(text("INSERT INTO t (name) VALUES ('a'), ('b')"))
+        hand_offs.clear()
+        rows = (await session.execute(text("SELECT id, name FROM t ORDER BY id"))).all()
+        assert hand_offs == ["_run"]
+        assert [tuple(row) for row in rows] == [(1, "a"), (2, "b")]
+
+
+async def test_rowcount_lastrowid_and_returning(scratch: Database, hand_offs: list[str]) -> None:
+    async with unit_of_work(scratch) as session:
+        inserted = await session.execute(text("INSERT INTO t (name) VALUES ('x')"))
+        assert inserted.lastrowid == 1
+        returned = await session.execute(
+            text("INSERT INTO t (name) VALUES ('y'), ('z') RETURNING id, name")
+        )
+        assert [tuple(row) for row in returned] == [(2, "y"), (3, "z")]
+        hand_offs.clear()
+        updated = await session.execute(text("UPDATE t SET name = name || '!' WHERE id > 1"))
+        assert updated.rowcount == 2
+        assert hand_offs == ["_run"]
+
+
+async def test_executemany_is_one_hand_off(scratch: Database, hand_offs: list[str]) -> None:
+    async with unit_of_work(scratch) as session:
+        await session.execute(text("SELECT 1"))  # the transaction begins
+        hand_offs.clear()
+        result = await session.execute(
+            text("INSERT INTO t (name) VALUES (:name)"), [{"name": f"n{i}"} for i in range(50)]
+        )
+        assert hand_offs == ["_run"]
+        assert result.rowcount == 50
+        count = (await session.execute(text("SELECT count(*) FROM t"))).scalar_one()
+        assert count == 50
+
+
+async def test_errors_reach_sqlalchemy_as_before_and_roll_back(scratch: Database) -> None:
+    with pytest.raises(IntegrityError):
+        async with unit_of_work(scratch) as session:
+            await session.execute(text("INSERT INTO t (name) VALUES ('dup')"))
+            await session.execute(text("INSERT INTO t (name) VALUES ('dup')"))
+    async with scratch.read_session() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+async def test_streaming_reads_still_stream(scratch: Database) -> None:
+    async with unit_of_work(scratch) as session:
+        await session.execute(
+            text("INSERT INTO t (name) VALUES (:name)"), [{"name": f"s{i:03}"} for i in range(300)]
+        )
+    async with scratch.snapshot_session() as session:
+        result = await session.stream(text("SELECT name FROM t ORDER BY id"))
+        names = [row[0] async for row in result]
+    assert names == [f"s{i:03}" for i in range(300)]
