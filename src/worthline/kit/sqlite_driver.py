@@ -31,9 +31,7 @@ from sqlalchemy.util import EMPTY_DICT
 Outcome = tuple[Any, list[Any], int, int | None]
 
 
-def _run(
-    conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
-) -> Outcome:
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
     """On the connection's thread: the whole statement, and everything SQLAlchemy reads of it."""
     cursor = conn.cursor()
     try:
