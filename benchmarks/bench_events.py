@@ -14,6 +14,12 @@ sent to the arrival of its `portfolio.balance.updated` event on each stream of t
 therefore includes the whole write (request, transaction, commit) on top of commit → delivery:
 an upper bound of what the target (p99 commit → delivery < 250 ms) asks for. The POST's own
 round trip is printed alongside, so the difference can be read off.
+
+Commit → delivery itself is measured too, from the other side: the client notes the wall-clock
+arrival of every event by its SSE id, and after the run the orchestrator reads each event's
+`created_at` from the event log (set in the write's transaction, just before its commit; the
+server runs on this machine's clock). Arrival minus `created_at` bounds commit → delivery from
+above by the rest of the transaction (the net-worth update and the commit itself).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 PG_ADMIN = os.environ.get("BENCH_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432")
@@ -146,7 +153,11 @@ def orchestrate(args: argparse.Namespace) -> int:
             f"({per_user} each), {args.rate} movements/s for {args.seconds} s",
             flush=True,
         )
-        return subprocess.call([sys.executable, __file__, "--client", str(plan)])
+        code = subprocess.call([sys.executable, __file__, "--client", str(plan)])
+        arrivals = scratch / "arrivals.json"
+        if code == 0 and arrivals.exists():
+            _report_recorded_to_delivered(database_url, json.loads(arrivals.read_text()))
+        return code
     finally:
         server.terminate()
         try:
@@ -156,6 +167,37 @@ def orchestrate(args: argparse.Namespace) -> int:
         if pg_name:
             asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _created_at(database_url: str) -> dict[int, float]:
+    from sqlalchemy import text
+
+    from worthline.kit.db import create_engine
+
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT id, created_at FROM events"))).all()
+    await engine.dispose()
+    out = {}
+    for event_id, created in rows:
+        if isinstance(created, str):  # SQLite: naive UTC text
+            created = datetime.fromisoformat(created).replace(tzinfo=UTC)
+        out[int(event_id)] = created.timestamp()
+    return out
+
+
+def _report_recorded_to_delivered(database_url: str, arrivals: list[list[float]]) -> None:
+    """Each balance event's arrival minus its `created_at` in the log (see the module doc)."""
+    created = asyncio.run(_created_at(database_url))
+    spans = sorted(at - created[int(event_id)] for event_id, at in arrivals)
+    if len(spans) < 2:
+        return
+    cuts = statistics.quantiles(spans, n=1000)
+    print(
+        f"recorded in the log -> delivered (>= commit -> delivered), {len(spans)} deliveries: "
+        f"p50 {cuts[499] * 1000:.1f} ms  p99 {cuts[989] * 1000:.1f} ms  "
+        f"max {spans[-1] * 1000:.1f} ms"
+    )
 
 
 # --------------------------------------------------------------------------- client process
@@ -171,6 +213,7 @@ class Latencies:
         self.received = 0
         self.post: list[float] = []
         self.networth = 0  # portfolio.networth.updated events received (one per movement)
+        self.arrivals: list[tuple[int, float]] = []  # (SSE id, wall clock) per balance event
 
 
 async def _stream(port: int, token: str, ready: asyncio.Event, opened: list[int], lat: Latencies):
@@ -191,21 +234,28 @@ async def _stream(port: int, token: str, ready: asyncio.Event, opened: list[int]
     opened[0] += 1
     if opened[0] == opened[1]:
         ready.set()
+    event_id = None
     try:
         while True:
             line = await reader.readline()
             if not line:
                 return
+            if line.startswith(b"id: "):
+                event_id = int(line[4:])
+                continue
             # Chunked transfer encoding: chunk-size lines and blank lines pass by; data lines
             # are what we want.
             if line.startswith(b"data: "):
                 now = time.perf_counter()
+                wall = time.time()
                 data = json.loads(line[6:])
                 if "account_id" not in data:  # portfolio.networth.updated: counted, not timed
                     lat.networth += 1
                     continue
                 key = f"{data['account_id']}:{data['new_balance']}"
                 sent = lat.sent.get(key)
+                if event_id is not None:
+                    lat.arrivals.append((event_id, wall))
                 if sent is not None:
                     lat.delivery.append(now - sent)
                     lat.received += 1
@@ -218,7 +268,7 @@ async def _stream(port: int, token: str, ready: asyncio.Event, opened: list[int]
         writer.close()
 
 
-async def _client(plan: dict) -> None:
+async def _client(plan: dict) -> Latencies:
     import httpx
 
     port, users, streams = plan["port"], plan["users"], plan["streams"]
@@ -301,6 +351,7 @@ async def _client(plan: dict) -> None:
         f"{lat.received}; the rest came {q(late, 50) if len(late) > 1 else 0:.1f} ms (p50) / "
         f"{q(late, 99) if len(late) > 1 else 0:.1f} ms (p99) after it"
     )
+    return lat
 
 
 def main() -> int:
@@ -314,7 +365,9 @@ def main() -> int:
     parser.add_argument("--profile", help="write a cProfile of the server to this file")
     args = parser.parse_args()
     if args.client:
-        asyncio.run(_client(json.loads(Path(args.client).read_text())))
+        plan = Path(args.client)
+        lat = asyncio.run(_client(json.loads(plan.read_text())))
+        plan.with_name("arrivals.json").write_text(json.dumps(lat.arrivals))
         return 0
     return orchestrate(args)
 

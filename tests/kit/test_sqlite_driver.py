@@ -1,16 +1,19 @@
 """The SQLite adapter (kit/sqlite_driver.py): one hand-off to aiosqlite's thread per statement,
-with everything SQLAlchemy reads of a statement (rows, row count, last row id, errors) intact.
+with everything SQLAlchemy reads of a statement (rows, row count, last row id, errors) intact;
+and the process's writers served in arrival order.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiosqlite
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from worthline.kit import sqlite_driver
 from worthline.kit.db import Database, unit_of_work
 from worthline.kit.sqlite_driver import OneTripCursor
 
@@ -102,3 +105,60 @@ async def test_streaming_reads_still_stream(scratch: Database) -> None:
         result = await session.stream(text("SELECT name FROM t ORDER BY id"))
         names = [row[0] async for row in result]
     assert names == [f"s{i:03}" for i in range(300)]
+
+
+# ------------------------------------------------------------------------------ writer turns
+
+
+async def test_writers_of_the_process_take_turns_in_arrival_order(scratch: Database) -> None:
+    """Twenty writers arrive while one holds the database: each runs in arrival order, none
+    waits in SQLite's busy handler (whose polling serves them in no particular order)."""
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with unit_of_work(scratch) as session:
+            await session.execute(text("INSERT INTO t (name) VALUES ('first')"))
+            holding.set()
+            await release.wait()
+
+    async def writer(n: int) -> None:
+        async with unit_of_work(scratch) as session:
+            await session.execute(text("INSERT INTO t (name) VALUES (:name)"), {"name": f"w{n:02}"})
+
+    holder = asyncio.create_task(first())
+    await holding.wait()
+    writers = []
+    for n in range(20):
+        writers.append(asyncio.create_task(writer(n)))
+        await asyncio.sleep(0.005)  # arrive one after another
+    release.set()
+    await asyncio.gather(holder, *writers)
+    async with scratch.read_session() as session:
+        names = (await session.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
+    assert names == ["first", *(f"w{n:02}" for n in range(20))]
+
+
+async def test_a_failed_transaction_gives_its_turn_back(scratch: Database) -> None:
+    with pytest.raises(IntegrityError):
+        async with unit_of_work(scratch) as session:
+            await session.execute(text("INSERT INTO t (name) VALUES ('dup'), ('dup')"))
+    async with asyncio.timeout(5), unit_of_work(scratch) as session:
+        await session.execute(text("INSERT INTO t (name) VALUES ('next')"))
+    async with scratch.read_session() as session:
+        assert (await session.execute(text("SELECT name FROM t"))).scalars().all() == ["next"]
+
+
+async def test_a_writer_waiting_past_the_timeout_fails_as_sqlite_would(
+    scratch: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second write transaction opened inside the first (same task) can never get its turn:
+    it fails after the timeout with SQLite's own error instead of hanging."""
+    monkeypatch.setattr(sqlite_driver, "TURN_TIMEOUT", 0.2)
+    async with unit_of_work(scratch) as outer:
+        await outer.execute(text("INSERT INTO t (name) VALUES ('outer')"))
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with unit_of_work(scratch) as inner:
+                await inner.execute(text("INSERT INTO t (name) VALUES ('inner')"))
+    async with scratch.read_session() as session:
+        assert (await session.execute(text("SELECT name FROM t"))).scalars().all() == ["outer"]

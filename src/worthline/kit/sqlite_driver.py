@@ -6,17 +6,29 @@ close the cursor). On a shared virtual machine one hand-off, there and back, cos
 wake-ups, far more than most of our statements take inside SQLite (a few µs to a few hundred),
 so a movement's ten statements spent most of their time waiting on threads.
 
-This adapter keeps aiosqlite, its thread and SQLAlchemy's dialect, and changes one thing: a
-statement (execute, then its rows, row count and last row id, then close) is one function run on
-the connection's thread, one hand-off. Server-side (streaming) cursors stay as they were. The
-hand-off uses `aiosqlite.Connection._execute`, the same private entry point aiosqlite's own
-cursor calls; the locked aiosqlite version pins it (every database test runs through here).
+This adapter keeps aiosqlite, its thread and SQLAlchemy's dialect, and changes two things:
+
+- a statement (execute, then its rows, row count and last row id, then close) is one function
+  run on the connection's thread, one hand-off. Server-side (streaming) cursors stay as they
+  were. The hand-off uses `aiosqlite.Connection._execute`, the same private entry point
+  aiosqlite's own cursor calls; the locked aiosqlite version pins it (every database test runs
+  through here);
+- writers of this process take turns in arrival order. SQLite has one writer at a time, and a
+  writer that finds the database locked polls it from its busy handler with growing sleeps (up
+  to 100 ms between tries): under many concurrent requests an unlucky one loses again and
+  again and waits for seconds. Here a `BEGIN IMMEDIATE` (how `kit.db` opens every writing
+  transaction) first waits for the engine's writer turn, an `asyncio.Lock` (first come, first
+  served), held until that transaction's COMMIT or ROLLBACK has run. Only writers of other
+  processes (a CLI import) still meet the busy handler. The wait is bounded like the busy
+  handler's: after the busy timeout it fails as SQLite would ("database is locked").
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +41,11 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 
 Outcome = tuple[Any, list[Any], int, int | None]
+
+BEGIN_WRITER = "BEGIN IMMEDIATE"
+"""The statement `kit.db` opens writing transactions with: it waits for the writer turn."""
+TURN_TIMEOUT = 30.0
+"""Seconds a writer waits for its turn before failing (kit.db's SQLite busy_timeout)."""
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
@@ -97,6 +114,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
 
     async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        if operation == BEGIN_WRITER:
+            connection: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
+            await connection.take_turn()
+            try:
+                await self._trip(operation, parameters, False)
+            except BaseException:
+                connection.end_turn()
+                raise
+            return
         await self._trip(operation, parameters, False)
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Sequence[Any]) -> None:
@@ -104,12 +130,70 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_turn",)
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: OneTripDBAPI, connection: aiosqlite.Connection) -> None:
+        super().__init__(dbapi, connection)
+        self._turn: asyncio.Lock | None = None
+
+    async def take_turn(self) -> None:
+        """Wait for this engine's writer turn (see the module doc)."""
+        assert self._turn is None, "a writing transaction is already open on this connection"
+        dbapi: OneTripDBAPI = self.dbapi
+        turn = dbapi.writer_turn()
+        try:
+            await asyncio.wait_for(turn.acquire(), TURN_TIMEOUT)
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        self._turn = turn
+
+    def end_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_turn()
+
+    def _terminate_force_close(self) -> None:
+        try:
+            super()._terminate_force_close()
+        finally:
+            self.end_turn()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
-    """The DBAPI module SQLAlchemy's aiosqlite dialect is given (`create_engine(module=...)`)."""
+    """The DBAPI module SQLAlchemy's aiosqlite dialect is given (`create_engine(module=...)`):
+    one per engine, so it also keeps that engine's writer turns (one per event loop)."""
+
+    def __init__(self, aiosqlite: Any, sqlite: Any) -> None:
+        super().__init__(aiosqlite, sqlite)
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def writer_turn(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = asyncio.Lock()
+        return turn
 
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         adapted = super().connect(*arg, **kw)
