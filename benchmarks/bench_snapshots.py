@@ -75,6 +75,37 @@ async def _admin(sql: str) -> None:
 # --------------------------------------------------------------------------- data
 
 
+def _head_sql() -> str:
+    """`repository.written_head` over the generator's columns (`g`), as PostgreSQL SQL: the
+    text `jsontext.snapshot_head` stores when the app inserts a snapshot (a test holds the two
+    to each other)."""
+    from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.types import Uuid
+
+    from worthline.kit.sql import uuid_text
+    from worthline.snapshots.repository import Amount, written_head
+
+    g = Table(
+        "g",
+        MetaData(),
+        Column("id", Uuid()),
+        Column("balance_amount", Amount),
+        Column("available_balance_amount", Amount),
+        Column("holdings_value_amount", Amount),
+        Column("cash_value_amount", Amount),
+        Column("currency", String()),
+        Column("source", String()),
+        Column("captured_at", DateTime(timezone=True)),
+        Column("created_at", DateTime(timezone=True)),
+        Column("public_id", Uuid()),
+        Column("exponent", Integer()),
+    )
+    head = written_head(g, uuid_text(g.c.public_id), -g.c.exponent)
+    compiled = head.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    return str(compiled)
+
+
 async def load(url: str, accounts: int, snapshots: int) -> dict[str, float]:
     """Users, accounts and snapshots generated inside PostgreSQL; returns phase timings."""
     from argon2 import PasswordHasher
@@ -132,18 +163,26 @@ async def load(url: str, accounts: int, snapshots: int) -> dict[str, float]:
         for name, _ in definitions:
             await conn.execute(text(f'DROP INDEX "{name}"'))
         started = time.perf_counter()
-        # Daily snapshots at 06:00 UTC, a random walk-ish balance with two decimals.
+        # Daily snapshots at 06:00 UTC, a random walk-ish balance with two decimals, each with
+        # the JSON head the app stores at insert, written by the app's own SQL for it.
         await conn.execute(
             text(
-                "INSERT INTO balance_snapshots (id, account_id, balance_amount, "
+                "INSERT INTO balance_snapshots (id, account_id, balance_amount, "  # noqa: S608
                 "available_balance_amount, holdings_value_amount, cash_value_amount, currency, "
-                "source, captured_at, scheduled_on, created_at, provider_metadata) "
-                "SELECT gen_random_uuid(), a, b, b, NULL, b, 'GBP', 'scheduled_sync', "
-                "at, (at AT TIME ZONE 'UTC')::date, at, '{\"basis\": \"ledger\"}'::jsonb "
+                "source, captured_at, scheduled_on, created_at, provider_metadata, json_head) "
+                "SELECT g.id, g.account_id, g.balance_amount, g.available_balance_amount, "
+                "g.holdings_value_amount, g.cash_value_amount, g.currency, g.source, "
+                "g.captured_at, (g.captured_at AT TIME ZONE 'UTC')::date, g.created_at, "
+                f'\'{{"basis": "ledger"}}\'::jsonb, {_head_sql()} FROM ('
+                "SELECT gen_random_uuid() AS id, a AS account_id, b AS balance_amount, "
+                "b AS available_balance_amount, NULL::numeric AS holdings_value_amount, "
+                "b AS cash_value_amount, 'GBP' AS currency, 'scheduled_sync' AS source, "
+                "at AS captured_at, at AS created_at, md5('a' || a)::uuid AS public_id, "
+                "-2 AS exponent "
                 "FROM generate_series(1, :accounts) AS a, generate_series(0, :days - 1) AS d, "
                 "LATERAL (SELECT CAST(:first AS timestamptz) + d * interval '1 day' AS at, "
                 "round((1000 + a % 97 * 100 + d * 1.37 "
-                "+ (a * 7919 + d * 104729) % 1000 / 10.0)::numeric, 2) AS b) AS v"
+                "+ (a * 7919 + d * 104729) % 1000 / 10.0)::numeric, 2) AS b) AS v) AS g"
             ),
             {"first": FIRST_DAY, "accounts": accounts, "days": per_account},
         )
@@ -224,6 +263,16 @@ async def time_queries(url: str, accounts: int, runs: int) -> dict[str, dict[str
         span = min(365, int(days))
         start = FIRST_DAY + timedelta(days=max(0, int(days) - span))
         end = start + timedelta(days=span - 1)
+
+        # The heads the generator stored give exactly the body the row path writes.
+        from worthline.snapshots.jsontext import dumps
+        from worthline.snapshots.schemas import history_array_json, history_json
+
+        user_id, public_id = owners[0]
+        rows = await repo.history(session, user_id, public_id, start, end, None, 10_001)
+        array = await repo.history_array(db, user_id, public_id, start, end, None, 10_001)
+        by_rows = dumps(history_json("GBP", -2, rows, newest_first=False))
+        assert dumps(history_array_json("GBP", -2, array)) == by_rows, "stored heads differ"
 
         async def history_year() -> int:
             user_id, public_id = rng.choice(owners)

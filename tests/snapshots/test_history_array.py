@@ -19,7 +19,8 @@ from snapshots.helpers import HISTORY_FIELDS, SNAPSHOT_FIELDS, expected, get_ok,
 from worthline.kit.money import percent_change
 from worthline.snapshots import endpoints
 from worthline.snapshots import repository as repo
-from worthline.snapshots.schemas import SnapshotHistory, dumps, history_json
+from worthline.snapshots.jsontext import dumps
+from worthline.snapshots.schemas import SnapshotHistory, history_json
 
 SPAN = {"start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T23:59:59Z"}
 

@@ -20,6 +20,7 @@ from worthline.ledger.models import Account
 from worthline.ledger.service import EARLIEST, LATEST, AccountNotFound
 from worthline.snapshots import repository as repo
 from worthline.snapshots import service
+from worthline.snapshots.jsontext import dumps
 from worthline.snapshots.models import MANUAL_SYNC
 from worthline.snapshots.schemas import (
     LatestSnapshots,
@@ -28,7 +29,6 @@ from worthline.snapshots.schemas import (
     SnapshotHistory,
     SnapshotOut,
     SyncIn,
-    dumps,
     history_array_json,
     history_json,
     latest_json,

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worthline.kit.db import Base, ExactDecimal, JSONType, UTCDateTime, utcnow
@@ -59,3 +59,7 @@ class BalanceSnapshot(Base):
     """The UTC day of a scheduled capture; NULL for every other kind."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     provider_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    json_head: Mapped[str | None] = mapped_column(Text, default=None)
+    """The snapshot's JSON as the API writes it, up to (without) its change from the previous
+    one, written once at insert (`schemas.snapshot_head`): reads append the change. NULL for
+    snapshots stored before it existed; reads then write it themselves."""

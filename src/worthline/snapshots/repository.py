@@ -199,13 +199,14 @@ def _text(value: str) -> Any:
     return literal_column("'" + value.replace("'", "''") + "'", String())
 
 
-def _json_object(fields: list[tuple[str, str, Any]]) -> Any:
-    """The JSON object text of `fields` (name, kind, column), written compactly as orjson writes
-    it: kind "text" is a NOT NULL text that needs no escaping, "text?" the same or NULL
-    (`null`), "json" already JSON text. Neighbouring constant parts are joined into one
-    literal: every `||` costs PostgreSQL time on every row."""
+def _json_members(fields: list[tuple[str, str, Any]], opening: str, closing: str) -> Any:
+    """JSON object members as text: `opening`, then each of `fields` (name, kind, column) as
+    orjson writes it compactly, then `closing`. Kind "text" is a NOT NULL text that needs no
+    escaping, "text?" the same or NULL (`null`), "json" already JSON text. Neighbouring
+    constant parts are joined into one literal: every `||` costs PostgreSQL time on every
+    row."""
     parts: list[Any] = []
-    pending = "{"
+    pending = opening
     for name, kind, column in fields:
         pending += f'"{name}":'
         if kind == "text":
@@ -219,58 +220,100 @@ def _json_object(fields: list[tuple[str, str, Any]]) -> Any:
             parts += [_text(pending), column]
             pending = ""
         pending += ","
-    parts.append(_text(pending[:-1] + "}"))
+    parts.append(_text(pending[:-1] + closing))
     text = parts[0]
     for part in parts[1:]:
         text = text + part
     return text
 
 
-def _snapshot_json(row: Any) -> Any:
-    """A `SnapshotRow` (a subquery's columns) as the JSON text `schemas.snapshot_json` and
-    orjson write for it. No value needs escaping: the database writes the ids, money and
-    timestamps, the currency is an ISO 4217 code (the account's) and the source one of
-    `models.SOURCES` (a CHECK constraint)."""
-    c = row.c
-    return _json_object(
+def written_head(table: Any, account_id: Any, places: Any) -> Any:
+    """A snapshot's JSON head (`BalanceSnapshot.json_head`) written by the database: the same
+    text `jsontext.snapshot_head` stores at insert, for snapshots stored before heads were. No
+    value needs escaping: the database writes the ids, money and timestamps, the currency is an
+    ISO 4217 code (the account's) and the source one of `models.SOURCES` (a CHECK
+    constraint)."""
+    c = table.c
+    return _json_members(
         [
-            ("id", "text", c.id),
-            ("account_id", "text", c.account_id),
-            ("balance", "text", c.balance),
-            ("available_balance", "text?", c.available_balance),
-            ("holdings_value", "text?", c.holdings_value),
-            ("cash_value", "text?", c.cash_value),
+            ("id", "text", uuid_text(c.id)),
+            ("account_id", "text", account_id),
+            ("balance", "text", decimal_text(c.balance_amount, places)),
+            ("available_balance", "text?", decimal_text(c.available_balance_amount, places)),
+            ("holdings_value", "text?", decimal_text(c.holdings_value_amount, places)),
+            ("cash_value", "text?", decimal_text(c.cash_value_amount, places)),
             ("currency", "text", c.currency),
             ("source", "text", c.source),
             ("captured_at", "text", iso_timestamp(c.captured_at)),
             ("created_at", "text", iso_timestamp(c.created_at)),
-            ("change_amount", "text?", c.change_amount),
-            ("change_percent", "json", json_percent(c.change_percent)),
-        ]
+        ],
+        "{",
+        "",
     )
 
 
+def _snapshot_head(table: Any, account_id: Any, places: Any) -> Any:
+    """The stored head, or the one `written_head` writes when there is none (COALESCE
+    evaluates the second only then)."""
+    return func.coalesce(table.c.json_head, written_head(table, account_id, places))
+
+
 def _history_array_statement(by_source: bool) -> Any:
-    """`_history_statement` aggregated into one row (`HistoryArray`): Python never touches the
-    rows of a long history. The rows are numbered in the window `LAG()` already sorts by;
-    the newest is the one without a next (the LIMIT only cuts a range the endpoint refuses)."""
-    table = S.__table__
+    """The history as one aggregate row (`HistoryArray`): Python never touches the rows of a
+    long history. Each snapshot is its stored head (`_snapshot_head`) and its change from the
+    one before it, written as `schemas.snapshot_json` and orjson write a `SnapshotRow`. The rows
+    are numbered in the window `LAG()` already sorts by; the newest is the one without a next
+    (the LIMIT only cuts a range the endpoint refuses)."""
+    table, account = S.__table__, Account.__table__
     order = (table.c.captured_at, table.c.id)
-    rows = _history_statement(
-        by_source,
-        func.row_number().over(order_by=order).label("position"),
-        func.lead(table.c.id).over(order_by=order).is_(None).label("newest"),
-        # The account asked for, bound as text rather than written again for every row.
-        account_id=bindparam("account_text", type_=String()),
-    ).subquery("history")
+    previous = _lagged(table)
+    change = type_coerce(table.c.balance_amount - previous, Amount)
+    places = -account.c.exponent
+    # The account asked for, bound as text rather than written again for every row.
+    account_text = bindparam("account_text", type_=String())
+    query = (
+        select(
+            account.c.exponent.label("exponent"),
+            table.c.currency.label("currency"),
+            table.c.balance_amount.label("balance"),
+            _snapshot_head(table, account_text, places).label("head"),
+            decimal_text(change, places).label("change_amount"),
+            change_percent(change, previous).label("change_percent"),
+            func.row_number().over(order_by=order).label("position"),
+            func.lead(table.c.id).over(order_by=order).is_(None).label("newest"),
+        )
+        .select_from(account)
+        .join(table, account.c.id == table.c.account_id)
+        .where(
+            *_caller_account(table),
+            table.c.captured_at >= bindparam("start"),
+            table.c.captured_at <= bindparam("end"),
+        )
+    )
+    if by_source:
+        query = query.where(table.c.source == bindparam("source"))
+    rows = query.order_by(*order).limit(bindparam("limit")).subquery("history")
     c = rows.c
+    snapshot = c.head + _json_members(
+        [
+            ("change_amount", "text?", c.change_amount),
+            ("change_percent", "json", json_percent(c.change_percent)),
+        ],
+        ",",
+        "}",
+    )
+
+    def balance_where(condition: Any) -> Any:
+        picked = type_coerce(func.max(case((condition, c.balance))), Amount)
+        return decimal_text(picked, -func.max(c.exponent))
+
     return select(
         func.count().label("total_count"),
         func.max(c.exponent).label("exponent"),
         func.max(c.currency).label("currency"),
-        func.max(case((c.position == literal_column("1"), c.balance))).label("start_balance"),
-        func.max(case((c.newest, c.balance))).label("end_balance"),
-        json_array_text(_snapshot_json(rows), c.position).label("snapshots"),
+        balance_where(c.position == literal_column("1")).label("start_balance"),
+        balance_where(c.newest).label("end_balance"),
+        json_array_text(snapshot, c.position).label("snapshots"),
     )
 
 

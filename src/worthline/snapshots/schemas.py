@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from decimal import Context, Decimal, Inexact, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from worthline.kit.money import DecimalString, percent_change
 from worthline.kit.schemas import Timestamp
 from worthline.ledger.models import Account
+from worthline.snapshots.jsontext import money
 from worthline.snapshots.models import SOURCES
 from worthline.snapshots.repository import HistoryArray, SnapshotRow
 from worthline.snapshots.service import Discrepancy
@@ -129,19 +130,6 @@ class Reconciliation(BaseModel):
 
 
 # ---------------------------------------------------------------------------------- writing
-
-_QUANTUM = {exponent: Decimal(1).scaleb(exponent) for exponent in range(-18, 1)}
-# Stored amounts are quantized to the account's exponent, so writing them never rounds; this
-# context makes sure of it (a digit that would be dropped raises instead).
-_EXACT = Context(prec=60, traps=[Inexact, InvalidOperation])
-
-
-def money(value: Decimal | None, exponent: int) -> str | None:
-    """`Decimal("22500.00000000")`, -2 → `"22500.00"`: exactly the account's decimals."""
-    if value is None:
-        return None
-    text = format(value.quantize(_QUANTUM[exponent], context=_EXACT), "f")
-    return text[1:] if text[0] == "-" and not value else text  # never "-0.00"
 
 
 def snapshot_json(row: SnapshotRow) -> dict[str, Any]:
@@ -256,18 +244,3 @@ def reconciliation_json(account: Account, checked: int, drifts: Sequence[Discrep
         ],
         "total_count": len(drifts),
     }
-
-
-def _uuid_subclass(value: object) -> str:
-    # asyncpg returns its own uuid.UUID subclass, which orjson does not take as a UUID.
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def dumps(body: dict[str, Any]) -> bytes:
-    """JSON as the models describe it: UUIDs as strings, datetimes in UTC with `Z` (a naive
-    one, as SQLite's driver returns them, is UTC)."""
-    return orjson.dumps(
-        body, default=_uuid_subclass, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
-    )

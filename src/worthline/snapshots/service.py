@@ -42,6 +42,7 @@ from worthline.ledger.models import Account
 from worthline.ledger.service import EARLIEST, AccountNotFound
 from worthline.portfolio.valuation import HoldingsValue, holdings_values
 from worthline.snapshots import repository as repo
+from worthline.snapshots.jsontext import snapshot_head
 from worthline.snapshots.models import (
     ACCOUNT_SYNC,
     AMOUNT_SCALE,
@@ -165,6 +166,12 @@ def _captured_row(
     }
 
 
+def _with_head(row: dict[str, Any], account: Account) -> dict[str, Any]:
+    """`row` with the JSON head it is stored with (`BalanceSnapshot.json_head`)."""
+    row["json_head"] = snapshot_head(row, account.public_id, account.exponent)
+    return row
+
+
 async def capture_account(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -186,11 +193,10 @@ async def capture_account(
     if holdings is None:  # a holdings sync passes the valuation it has just made
         holdings = (await holdings_values(session, [account], at.date())).get(account.id)
     row = _captured_row(state, source, at, holdings)
-    if row is not None:
-        row["created_at"] = now
     if row is None:
         raise _invalid(["path", "account_id"], "the balance is too large for a snapshot")
-    snapshot = BalanceSnapshot(**row)
+    row["created_at"] = now
+    snapshot = BalanceSnapshot(**_with_head(row, account))
     session.add(snapshot)
     await session.flush()
     return await repo.one(session, account, snapshot.id)
@@ -206,7 +212,7 @@ async def _capture(
     states = await repo.ledger_states(session, [*_capturable(), *where], now)
     holdings = await holdings_values(session, [s.account for s in states], now.date())
     rows = [
-        row
+        _with_head(row, state.account)
         for state in states
         if (row := _captured_row(state, source, now, holdings.get(state.account.id))) is not None
     ]
@@ -322,20 +328,21 @@ async def report_snapshot(
     if not EARLIEST <= captured_at <= now:
         raise _invalid(["body", "captured_at"], "captured_at must lie between 1900-01-01 and now")
     metadata = check_metadata(spec.provider_metadata)
-    snapshot = BalanceSnapshot(
-        id=uuid7(),
-        account_id=account.id,
-        balance_amount=_amount(spec.balance, account, "balance"),
-        available_balance_amount=_amount(spec.available_balance, account, "available_balance"),
-        holdings_value_amount=_amount(spec.holdings_value, account, "holdings_value"),
-        cash_value_amount=_amount(spec.cash_value, account, "cash_value"),
-        currency=account.currency,
-        source=spec.source,
-        captured_at=captured_at,
-        scheduled_on=None,
-        created_at=now,
-        provider_metadata={"basis": REPORTED, "provider": metadata},
-    )
+    row = {
+        "id": uuid7(),
+        "account_id": account.id,
+        "balance_amount": _amount(spec.balance, account, "balance"),
+        "available_balance_amount": _amount(spec.available_balance, account, "available_balance"),
+        "holdings_value_amount": _amount(spec.holdings_value, account, "holdings_value"),
+        "cash_value_amount": _amount(spec.cash_value, account, "cash_value"),
+        "currency": account.currency,
+        "source": spec.source,
+        "captured_at": captured_at,
+        "scheduled_on": None,
+        "created_at": now,
+        "provider_metadata": {"basis": REPORTED, "provider": metadata},
+    }
+    snapshot = BalanceSnapshot(**_with_head(row, account))
     session.add(snapshot)
     await session.flush()
     return await repo.one(session, account, snapshot.id)
