@@ -162,3 +162,25 @@ async def test_a_writer_waiting_past_the_timeout_fails_as_sqlite_would(
                 await inner.execute(text("INSERT INTO t (name) VALUES ('inner')"))
     async with scratch.read_session() as session:
         assert (await session.execute(text("SELECT name FROM t"))).scalars().all() == ["outer"]
+
+
+async def test_a_cancelled_writer_gives_its_turn_back(scratch: Database) -> None:
+    """A request cancelled in the middle of its transaction (a shutdown, a timeout) rolls back
+    and the next writer goes on at once."""
+    holding = asyncio.Event()
+
+    async def stuck() -> None:
+        async with unit_of_work(scratch) as session:
+            await session.execute(text("INSERT INTO t (name) VALUES ('cancelled')"))
+            holding.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(stuck())
+    await holding.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(5), unit_of_work(scratch) as session:
+        await session.execute(text("INSERT INTO t (name) VALUES ('next')"))
+    async with scratch.read_session() as session:
+        assert (await session.execute(text("SELECT name FROM t"))).scalars().all() == ["next"]

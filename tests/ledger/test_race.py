@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from worthline.auth.models import User
+from worthline.eventstream.models import EventRecord
 from worthline.kit.db import Database, unit_of_work
+from worthline.ledger import projections, service
 from worthline.ledger import repository as repo
-from worthline.ledger import service
 from worthline.ledger.models import BalanceLive, Movement
 
 WRITERS = 8
@@ -95,3 +96,67 @@ async def test_concurrent_writers_on_shared_accounts(db: Database):
             assert balance == expected, (account_id, day)
         final = await repo.balances_at(session, ids, base + timedelta(days=60))
         assert sum(final.values()) == 0
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("begun", [False, True], ids=["whole-transaction", "savepoint"])
+async def test_a_deadlock_is_retried_and_everything_recorded_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch, begun: bool
+):
+    """A deadlock (a real PostgreSQL error, SQLSTATE 40P01) in the middle of a movement's
+    write is retried: the caller sees success, and the movement, its projections, its events
+    and their delivery are there exactly once. `begun`: the unit of work had read something
+    before (the retry then rolls back to a savepoint instead of the whole transaction)."""
+    async with unit_of_work(db) as session:
+        user = User(email="retry@example.com", password_hash="x")
+        session.add(user)
+        await session.flush()
+        opened = datetime(2025, 1, 1, tzinfo=UTC)
+        bank = await service.create_account(
+            session, user.id, service.NewAccount("Asset:Bank", "GBP"), opened
+        )
+        salary = await service.create_account(
+            session, user.id, service.NewAccount("Income:Salary", "GBP"), opened
+        )
+    apply = projections.apply
+    attempts = 0
+
+    async def deadlocking_apply(session, deltas):  # type: ignore[no-untyped-def]
+        nonlocal attempts
+        attempts += 1
+        await apply(session, deltas)
+        if attempts == 1:
+            await session.execute(
+                text("DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '40P01'; END $$")
+            )
+
+    monkeypatch.setattr(projections, "apply", deadlocking_apply)
+    delivered: list[object] = []
+
+    async def deliver(items: list[object]) -> None:
+        delivered.extend(items)
+
+    monkeypatch.setattr(db, "on_commit", deliver)
+    async with unit_of_work(db) as session:
+        if begun:
+            await session.execute(select(User.id).where(User.id == user.id))
+        await service.record_movements(
+            session,
+            user.id,
+            [service.NewMovement(salary.public_id, bank.public_id, Decimal("12.34"))],
+        )
+    assert attempts == 2
+
+    async with db.read_session() as session:
+        moves = (await session.execute(select(Movement.amount))).scalars().all()
+        assert moves == [1234]
+        live = (await session.execute(select(BalanceLive.account_id, BalanceLive.balance))).all()
+        assert sorted(live) == sorted([(bank.id, 1234), (salary.id, -1234)])
+        events = (
+            await session.execute(select(EventRecord.id, EventRecord.type).order_by(EventRecord.id))
+        ).all()
+    types = [t for _, t in events]
+    assert sorted(types) == sorted(
+        ["AccountBalanceUpdated", "AccountBalanceUpdated", "PortfolioNetWorthRecalculated"]
+    )
+    assert [item.id for item in delivered] == [i for i, _ in events]  # type: ignore[attr-defined]

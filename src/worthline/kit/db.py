@@ -336,17 +336,27 @@ def is_retryable(exc: BaseException) -> bool:
 async def with_retry(
     session: AsyncSession, work: Callable[[], Awaitable[T]], attempts: int = 5
 ) -> T:
-    """Run `work` so that a serialisation failure or deadlock never reaches the client: on
-    PostgreSQL inside a savepoint that is rolled back and retried (with jittered backoff);
-    SQLite has one writer at a time (BEGIN IMMEDIATE), so it runs `work` directly."""
+    """Run `work` so that a serialisation failure or deadlock never reaches the client, on
+    PostgreSQL: rolled back and retried (with jittered backoff). When the unit of work has not
+    begun yet (a request that only records movements), `work` is its whole transaction so far
+    and the retry rolls that back; otherwise `work` runs inside a savepoint (two more round
+    trips) so that what came before it stays. SQLite has one writer at a time (BEGIN
+    IMMEDIATE), so it runs `work` directly."""
     if session.bind.dialect.name != "postgresql":
         return await work()
+    whole = not session.in_transaction()
     for attempt in range(1, attempts + 1):
         try:
+            if whole:
+                return await work()
             async with session.begin_nested():
                 return await work()
         except DBAPIError as exc:
             if not is_retryable(exc) or attempt == attempts:
                 raise
+            if whole:
+                # What the attempt queued with `after_commit` goes with it; what it asked to
+                # run before commit (`before_commit`) is asked again by the retry, same keys.
+                await session.rollback()
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
     raise AssertionError("unreachable")

@@ -130,12 +130,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_turn",)
+    __slots__ = ("_turn", "_turn_loop")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: OneTripDBAPI, connection: aiosqlite.Connection) -> None:
         super().__init__(dbapi, connection)
         self._turn: asyncio.Lock | None = None
+        self._turn_loop: asyncio.AbstractEventLoop | None = None
 
     async def take_turn(self) -> None:
         """Wait for this engine's writer turn (see the module doc)."""
@@ -146,12 +147,23 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             await asyncio.wait_for(turn.acquire(), TURN_TIMEOUT)
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
-        self._turn = turn
+        self._turn, self._turn_loop = turn, asyncio.get_running_loop()
 
     def end_turn(self) -> None:
-        turn, self._turn = self._turn, None
-        if turn is not None:
+        """Give the turn back, if this connection holds it; safe from any thread (a connection
+        dropped by the garbage collector is terminated wherever that runs)."""
+        turn, loop = self._turn, self._turn_loop
+        self._turn = self._turn_loop = None
+        if turn is None or loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
             turn.release()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(turn.release)
 
     def commit(self) -> None:
         try:
@@ -171,9 +183,9 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         finally:
             self.end_turn()
 
-    def _terminate_force_close(self) -> None:
+    def terminate(self) -> None:
         try:
-            super()._terminate_force_close()
+            super().terminate()
         finally:
             self.end_turn()
 
