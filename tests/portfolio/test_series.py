@@ -317,7 +317,8 @@ async def _brute(db: Database, user_id: uuid.UUID, dates: list[date]) -> list[tu
         ("delete",),
     ]
 )
-async def test_maintained_series_equals_a_rebuild_and_brute_force(db, operations):
+async def test_maintained_series_equals_a_rebuild_and_brute_force(db, operations, monkeypatch):
+    monkeypatch.setattr(series, "STREAM_PARTITION", 2)  # the rebuild streams across accounts
     user_id, accounts, symbols = await _setup(db)
     last_sync: dict[str, date] = {}
     deleted: set[str] = set()

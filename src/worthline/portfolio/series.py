@@ -164,6 +164,9 @@ async def add_movements(
         await session.execute(statement, values[0] if len(values) == 1 else values)
 
 
+STREAM_PARTITION = 10_000
+"""Rows per fetch when a rebuild streams a user's whole history."""
+
 _BALANCES = (
     select(
         Account.id,
@@ -181,18 +184,19 @@ _BALANCES = (
 async def rebuild_cash(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Replace the user's cash changes by what `balances_live` says (after a bulk write): each
     account's closing balance minus the one before it, summed per day in Python (exact at
-    any size)."""
+    any size). The rows stream through in partitions: after a journal import of a million
+    movements they are a million, and buffered they took 350 MB."""
     await session.execute(delete(NetWorthCash).where(NetWorthCash.user_id == user_id))
     sums: dict[tuple[int, str, int], int] = {}
     previous_account, previous = None, 0
-    for account_id, currency, exponent, day, balance in await session.execute(
-        _BALANCES, {"user_id": user_id}
-    ):
-        if account_id != previous_account:
-            previous_account, previous = account_id, 0
-        key = (epoch_day(day), currency, exponent)
-        sums[key] = sums.get(key, 0) + balance - previous
-        previous = balance
+    rows = await session.stream(_BALANCES, {"user_id": user_id})
+    async for partition in rows.partitions(STREAM_PARTITION):
+        for account_id, currency, exponent, day, balance in partition:
+            if account_id != previous_account:
+                previous_account, previous = account_id, 0
+            key = (epoch_day(day), currency, exponent)
+            sums[key] = sums.get(key, 0) + balance - previous
+            previous = balance
     values = [
         {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
         for (d, c, e), change in sorted(sums.items())
