@@ -9,7 +9,8 @@ docs/benchmarks.md.
    daily snapshots spread evenly over them (1,000 days each at the default sizes). The plain
    indexes are dropped during the load and rebuilt after it, then the table is analysed.
 2. Queries, timed through SQLAlchemy on one connection (median and p99 of `--runs` runs, a
-   random user or account each run, after a warm-up):
+   random user or account each run, after a warm-up; every user's latest snapshots are read
+   once first, and those cache-warming reads are reported on their own line):
    - latest snapshot per account for a user with 50 accounts, as `GET /balance-snapshots`
      runs it (`repository.latest_per_account`: two index probes per account), against the
      "max(captured_at) per account, then join back" pattern and a ROW_NUMBER() window;
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -287,13 +289,38 @@ async def time_queries(url: str, accounts: int, runs: int) -> dict[str, dict[str
         cases = {
             "latest_per_account (ours: 2 index probes per account)": (latest_ours, PER_USER),
             "latest: max(captured_at) per account, join back": (latest_join_back, PER_USER),
-            "latest: ROW_NUMBER() window over all rows": (latest_row_number, PER_USER),
-            f"history: {span} daily snapshots of one account": (history_year, span),
             "history, as balance-history runs it (JSON written by the database)": (
                 history_year_json,
                 span,
             ),
+            f"history: {span} daily snapshots of one account, as rows": (history_year, span),
+            # Last: its sorts spill to temporary files, whose write-back slows what follows.
+            "latest: ROW_NUMBER() window over all rows": (latest_row_number, PER_USER),
         }
+        # As the server does once it has started (kit/middleware.py): a full collection would
+        # otherwise walk every module and statement loaded here, inside some timed run.
+        gc.collect()
+        gc.freeze()
+        # Warming, reported on its own: every user's newest snapshots once, and a year of 500
+        # random accounts once (a running server has them in memory; a fresh process on this
+        # machine answers its first few hundred reads 2-5 times slower).
+        warming: dict[str, list[float]] = {"latest_per_account": [], "history (JSON)": []}
+        for user_id in user_ids:
+            started = time.perf_counter()
+            await repo.latest_per_account(session, user_id)
+            warming["latest_per_account"].append((time.perf_counter() - started) * 1000)
+        for _ in range(500):
+            user_id, public_id = rng.choice(owners)
+            started = time.perf_counter()
+            await repo.history_array(db, user_id, public_id, start, end, None, 10_001)
+            warming["history (JSON)"].append((time.perf_counter() - started) * 1000)
+        for label, samples in warming.items():
+            name = f"{label}: first reads (warming)"
+            out[name] = {"median_ms": statistics.median(samples), "p99_ms": _pct(samples, 99)}
+            log(
+                f"  {name}: median {out[name]['median_ms']:.2f} ms, "
+                f"p99 {out[name]['p99_ms']:.2f} ms ({len(samples)} reads)"
+            )
         for name, (query, rows) in cases.items():
             for _ in range(min(20, runs)):  # warm-up
                 await query()
@@ -493,7 +520,8 @@ def main() -> None:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     queries = figures["queries"]
     assert isinstance(queries, dict)
-    slow = [n for n, q in queries.items() if "ours" in n or "history" in n if q["p99_ms"] > 10]
+    timed = [n for n in queries if ("ours" in n or "history" in n) and "warming" not in n]
+    slow = [n for n in timed if queries[n]["p99_ms"] > TARGET_MS]
     log(f"targets: queries p99 < {TARGET_MS} ms: {'MISSED ' + str(slow) if slow else 'met'}")
     if "http" in figures:
         rps = figures["http"]["rps"]  # type: ignore[index]
