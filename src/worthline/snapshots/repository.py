@@ -173,15 +173,12 @@ def _caller_account(table: Any) -> list[Any]:
     ]
 
 
-def _history_statement(by_source: bool, *extra: Any, account_id: Any = None) -> Any:
+def _caller_range(columns: list[Any], by_source: bool) -> Any:
+    """`columns` of the caller's account's snapshots with `start <= captured_at <= end` (and
+    of `source`), in (`captured_at`, id) order, at most `limit`."""
     table, account = S.__table__, Account.__table__
-    account_id = uuid_text(account.c.public_id) if account_id is None else account_id
     query = (
-        select(
-            account.c.exponent.label("exponent"),
-            *_columns(table, account_id, -account.c.exponent, _lagged(table)),
-            *extra,
-        )
+        select(*columns)
         .select_from(account)
         .join(table, account.c.id == table.c.account_id)
         .where(
@@ -193,6 +190,18 @@ def _history_statement(by_source: bool, *extra: Any, account_id: Any = None) -> 
     if by_source:
         query = query.where(table.c.source == bindparam("source"))
     return query.order_by(table.c.captured_at, table.c.id).limit(bindparam("limit"))
+
+
+def _history_statement(by_source: bool) -> Any:
+    table, account = S.__table__, Account.__table__
+    account_id = uuid_text(account.c.public_id)
+    return _caller_range(
+        [
+            account.c.exponent.label("exponent"),
+            *_columns(table, account_id, -account.c.exponent, _lagged(table)),
+        ],
+        by_source,
+    )
 
 
 def _text(value: str) -> Any:
@@ -271,8 +280,8 @@ def _history_array_statement(by_source: bool) -> Any:
     places = -account.c.exponent
     # The account asked for, bound as text rather than written again for every row.
     account_text = bindparam("account_text", type_=String())
-    query = (
-        select(
+    rows = _caller_range(
+        [
             account.c.exponent.label("exponent"),
             table.c.currency.label("currency"),
             table.c.balance_amount.label("balance"),
@@ -281,18 +290,9 @@ def _history_array_statement(by_source: bool) -> Any:
             change_percent(change, previous).label("change_percent"),
             func.row_number().over(order_by=order).label("position"),
             func.lead(table.c.id).over(order_by=order).is_(None).label("newest"),
-        )
-        .select_from(account)
-        .join(table, account.c.id == table.c.account_id)
-        .where(
-            *_caller_account(table),
-            table.c.captured_at >= bindparam("start"),
-            table.c.captured_at <= bindparam("end"),
-        )
-    )
-    if by_source:
-        query = query.where(table.c.source == bindparam("source"))
-    rows = query.order_by(*order).limit(bindparam("limit")).subquery("history")
+        ],
+        by_source,
+    ).subquery("history")
     c = rows.c
     snapshot = c.head + _json_members(
         [
