@@ -99,14 +99,16 @@ async def test_concurrent_writers_on_shared_accounts(db: Database):
 
 
 @pytest.mark.postgres_only
-@pytest.mark.parametrize("begun", [False, True], ids=["whole-transaction", "savepoint"])
+@pytest.mark.parametrize("before", [None, "read", "added"])
 async def test_a_deadlock_is_retried_and_everything_recorded_once(
-    db: Database, monkeypatch: pytest.MonkeyPatch, begun: bool
+    db: Database, monkeypatch: pytest.MonkeyPatch, before: str | None
 ):
     """A deadlock (a real PostgreSQL error, SQLSTATE 40P01) in the middle of a movement's
     write is retried: the caller sees success, and the movement, its projections, its events
-    and their delivery are there exactly once. `begun`: the unit of work had read something
-    before (the retry then rolls back to a savepoint instead of the whole transaction)."""
+    and their delivery are there exactly once. `before`: nothing (the retry rolls back the
+    whole transaction), a read (it rolls back to a savepoint), or an object added and not yet
+    flushed (the attempt flushes it, the whole transaction is rolled back, and SQLAlchemy puts
+    it back as pending: it is written once, by the retry)."""
     async with unit_of_work(db) as session:
         user = User(email="retry@example.com", password_hash="x")
         session.add(user)
@@ -138,16 +140,22 @@ async def test_a_deadlock_is_retried_and_everything_recorded_once(
 
     monkeypatch.setattr(db, "on_commit", deliver)
     async with unit_of_work(db) as session:
-        if begun:
+        if before == "read":
             await session.execute(select(User.id).where(User.id == user.id))
+        elif before == "added":
+            session.add(User(email="added@example.com", password_hash="x"))
+        # Batched: it flushes the session, so what was added before is written in the attempt.
         await service.record_movements(
             session,
             user.id,
             [service.NewMovement(salary.public_id, bank.public_id, Decimal("12.34"))],
+            batched=True,
         )
     assert attempts == 2
 
     async with db.read_session() as session:
+        added = await session.scalar(select(User.id).where(User.email == "added@example.com"))
+        assert (added is not None) == (before == "added")
         moves = (await session.execute(select(Movement.amount))).scalars().all()
         assert moves == [1234]
         live = (await session.execute(select(BalanceLive.account_id, BalanceLive.balance))).all()
