@@ -173,8 +173,8 @@ async def _sync(
     known = await market_repo.assets_by_symbol(session, {i.symbol for i in items})
     priced = {known[i.symbol].id for i in items if i.price is not None and i.symbol in known}
     await market_repo.lock_assets(session, [a.id for a in known.values()], exclusive=priced)
-    _, moved = await holders(session, dict.fromkeys(priced, day))
-    locked = sorted({user_id, *moved})
+    moved = await holders(session, dict.fromkeys(priced, day))
+    locked = sorted({user_id, *moved[1]})
     for user in locked:
         await serialize_events(session, user)  # before any row lock: see its docstring
     account = (await ledger_repo.lock_accounts(session, user_id, [public_id])).get(public_id)
@@ -270,7 +270,7 @@ async def _sync(
     ]
     await market_repo.insert_missing(session, Price.__table__, reported, ["asset_id", "price_date"])
     if priced:  # a price filled in for an asset others hold moves them too
-        await market_moved(session, prices=dict.fromkeys(priced, day), locked=locked)
+        await market_moved(session, prices=dict.fromkeys(priced, day), locked=locked, found=moved)
 
     valuation = (await holdings_values(session, [account], day)).get(account.id)
     snapshot = await capture_account(

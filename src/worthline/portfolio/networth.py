@@ -302,6 +302,7 @@ async def market_moved(
     prices: Mapping[int, date] | None = None,
     fx: bool = False,
     locked: Collection[uuid.UUID] = (),
+    found: tuple[set[uuid.UUID], dict[uuid.UUID, date]] | None = None,
 ) -> int:
     """After prices were upserted (`prices`: asset → the earliest date written; the writer
     holds those assets' locks, `market.repository.lock_assets`) or, with `fx`, any rate: ask
@@ -310,10 +311,12 @@ async def market_moved(
     their base currency, since a cross can route through any pair), and for the series of
     everyone who holds or held one of the assets to be recomputed from the earliest date they
     held it at. Their event locks are taken then, in user order, unless `locked` (taken
-    already). Returns how many users' net worth."""
+    already). `found`: what `holders` answered for these prices, when the caller asked it
+    already (to take their locks first). Returns how many users' net worth."""
     from worthline.portfolio import series  # it builds on this module
 
-    users, since = await holders(session, prices or {})
+    users, since = found if found is not None else await holders(session, prices or {})
+    users, since = set(users), dict(since)  # `fx` adds to them
     if fx:
         foreign_cash = (
             select(Account.user_id)

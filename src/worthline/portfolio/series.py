@@ -132,6 +132,15 @@ def _add_cash(dialect: str) -> Any:
 _ADD_CASH = {dialect: _add_cash(dialect) for dialect in ("sqlite", "postgresql")}
 
 
+def _cash_rows(user_id: uuid.UUID, sums: Mapping[tuple[int, str, int], int]) -> list[dict]:
+    """`net_worth_cash` rows of (epoch day, currency, exponent) → change, leaving out zeros."""
+    return [
+        {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
+        for (d, c, e), change in sums.items()
+        if change
+    ]
+
+
 async def add_movements(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -154,11 +163,7 @@ async def add_movements(
             if account.account_type in NET_WORTH_TYPES:
                 key = (day, account.currency, account.exponent)
                 sums[key] = sums.get(key, 0) + amount
-    values = [
-        {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
-        for (d, c, e), change in sums.items()
-        if change
-    ]
+    values = _cash_rows(user_id, sums)
     if values:
         statement = _ADD_CASH[session.bind.dialect.name]
         await session.execute(statement, values[0] if len(values) == 1 else values)
@@ -197,11 +202,7 @@ async def rebuild_cash(session: AsyncSession, user_id: uuid.UUID) -> None:
             key = (epoch_day(day), currency, exponent)
             sums[key] = sums.get(key, 0) + balance - previous
             previous = balance
-    values = [
-        {"user_id": user_id, "day": d, "currency": c, "exponent": e, "change": str(change)}
-        for (d, c, e), change in sorted(sums.items())
-        if change
-    ]
+    values = _cash_rows(user_id, dict(sorted(sums.items())))
     for start in range(0, len(values), 5_000):
         await session.execute(insert(NetWorthCash), values[start : start + 5_000])
 
