@@ -15,6 +15,7 @@ import jwt
 import pytest
 from sqlalchemy import event, update
 
+from conftest import PASSWORD
 from tests.kit.helpers import assert_unauthorized, bearer
 from worthline.auth import repository as repo
 from worthline.auth.models import AuthSession, PersonalToken, User
@@ -163,3 +164,44 @@ async def test_postgres_lookups_never_exceed_the_pool(client, auth, ctx):
         event.remove(engine, "checkin", checkin)
     assert all(record is not None for record in found)
     assert 1 <= out["max"] <= engine.pool.size()  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres_only
+async def test_postgres_checks_of_one_turn_go_in_one_query_and_each_gets_its_own_answer(
+    client, auth, db, ctx, monkeypatch
+):
+    """Concurrent requests' session checks share a round trip (kit.coalesce); a revoked
+    session, an unknown one and a token naming another user are refused within the batch."""
+    user_id, session_id = _ids(auth)
+    other = await client.post(
+        "/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
+    )
+    _, revoked_id = _ids(other.json())
+    async with db.write_session() as session:
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == revoked_id)
+            .values(revoked_at=utcnow(), revoked_reason="t")
+        )
+        await session.commit()
+    reads = driver_reads(ctx.db)
+    batches: list[Any] = []
+    original = reads.all
+
+    async def counted(stmt: Any, params: Any) -> Any:
+        batches.append(params)
+        return await original(stmt, params)
+
+    monkeypatch.setattr(reads, "all", counted)
+    asks = [
+        (user_id, session_id),
+        (user_id, revoked_id),
+        (user_id, uuid.uuid4()),
+        (uuid.uuid4(), session_id),  # a session of another user
+        (user_id, session_id),
+    ]
+    found = await asyncio.gather(*(repo.user_for_session(ctx.db, u, s) for u, s in asks))
+    assert len(batches) == 1
+    assert [record is not None for record in found] == [True, False, False, False, True]
+    assert found[0] == found[4]
+    assert found[0] is not None and found[0].id == user_id

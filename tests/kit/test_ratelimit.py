@@ -351,3 +351,41 @@ async def test_redis_counts_in_one_round_trip_are_those_of_limits(tmp_path, redi
     _check_against_limits(pairs, 3)
     # Our hits: one script each (limits' get_window_stats reads its own script on top).
     assert sum(1 for c in calls if c[0] == limiter._redis_hit.sha) == 5
+
+
+@pytest.mark.redis
+async def test_redis_hits_of_one_turn_share_a_call_and_each_counts(tmp_path, redis_url):
+    """Concurrent hits go in one script call (kit.coalesce) and are counted one by one, in
+    the order they were made, across users: nobody's hit is lost or counted twice."""
+    import asyncio
+
+    from worthline.kit.ratelimit import Policy, RateLimiter
+
+    settings = make_settings(
+        "sqlite+aiosqlite:///unused.db", tmp_path, redis_url=redis_url, rate_limit_api_read="3/day"
+    )
+    limiter = RateLimiter(settings)
+    client = limiter.storage.bridge.get_connection()
+    calls: list[Any] = []
+    original = client.evalsha
+
+    async def counted(*args: Any) -> Any:
+        calls.append(args)
+        return await original(*args)
+
+    client.evalsha = counted
+    identities = ["user:u1"] * 5 + ["user:u2"] * 2
+    try:
+        outcomes = await asyncio.gather(
+            *(limiter.hit(Policy.API_READ, who) for who in identities), return_exceptions=True
+        )
+        after = await limiter.hit(Policy.API_READ, "user:u2")
+    finally:
+        client.evalsha = original
+        await limiter.storage.reset()
+        await client.aclose()
+    ours = [c for c in calls if c[0] == limiter._redis_hit.sha]
+    assert len(ours) == 2  # the seven hits of one turn, then the last one
+    assert [getattr(o, "remaining", None) for o in outcomes] == [2, 1, 0, None, None, 2, 1]
+    assert all(isinstance(o, RateLimited) for o in outcomes[3:5])
+    assert after is not None and after.remaining == 0

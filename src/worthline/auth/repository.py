@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth.models import AuthSession, PersonalToken, RefreshToken, User
+from worthline.kit.coalesce import Coalescer
 from worthline.kit.db import Database
 from worthline.kit.driver_reads import driver_reads
 
@@ -42,6 +46,15 @@ _USER_FOR_SESSION = (
         AuthSession.revoked_at.is_(None),
     )
 )
+# PostgreSQL: the checks of one event-loop turn in one query (`kit.coalesce`).
+_USERS_FOR_SESSIONS = (
+    select(AuthSession.id, *_USER_COLUMNS)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        AuthSession.id == any_(bindparam("session_ids", type_=ARRAY(AuthSession.id.type))),
+        AuthSession.revoked_at.is_(None),
+    )
+)
 _USER_FOR_PERSONAL_TOKEN = (
     select(*_USER_COLUMNS, PersonalToken.scopes)
     .join(PersonalToken, PersonalToken.user_id == User.id)
@@ -56,11 +69,43 @@ _USER_FOR_PERSONAL_TOKEN = (
 async def user_for_session(
     db: Database, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> UserRecord | None:
-    """The user behind an access token, provided its login session is not revoked."""
+    """The user behind an access token, provided its login session is not revoked.
+
+    SQLite answers in microseconds on the calling thread; PostgreSQL checks the sessions of
+    concurrent requests in one round trip."""
+    if db.dialect == "postgresql":
+        return await _session_checks(db)((user_id, session_id))
     row = await driver_reads(db).first(
         _USER_FOR_SESSION, {"user_id": user_id, "session_id": session_id}
     )
     return UserRecord(*row) if row is not None else None
+
+
+SessionCheck = tuple[uuid.UUID, uuid.UUID]  # (user id, session id), both from a verified token
+_CHECKS: weakref.WeakKeyDictionary[Database, Coalescer[SessionCheck, UserRecord | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _session_checks(db: Database) -> Coalescer[SessionCheck, UserRecord | None]:
+    checks = _CHECKS.get(db)
+    if checks is None:
+        reads = driver_reads(db)
+
+        async def load(items: Sequence[SessionCheck]) -> list[UserRecord | None]:
+            rows = await reads.all(
+                _USERS_FOR_SESSIONS, {"session_ids": list({s for _, s in items})}
+            )
+            users = {row[0]: UserRecord(*row[1:]) for row in rows}
+            found = [users.get(session_id) for _, session_id in items]
+            # A session belongs to one user: a token naming another is refused.
+            return [
+                user if user is not None and user.id == user_id else None
+                for user, (user_id, _) in zip(found, items, strict=True)
+            ]
+
+        checks = _CHECKS[db] = Coalescer(load)
+    return checks
 
 
 async def user_for_personal_token(

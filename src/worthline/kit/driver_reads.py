@@ -109,11 +109,8 @@ class DriverReads:
         """The first row of `stmt` with `params`, or None."""
         prepared = self._prepare(stmt)
         if self._postgres:
-            # At most pool_size lookups at once: beyond that, the pool would open overflow
-            # connections and close them again at check-in (a new connection per lookup under
-            # load); waiting here for a pooled one is much cheaper.
-            async with self._pg_slots():
-                return await greenlet_spawn(self._pg_first, prepared, prepared.args(params))
+            rows = await self._pg_fetch(prepared, prepared.args(params), one=True)
+            return rows[0] if rows else None
         if self._sqlite_path is not None:
             try:
                 rows = self._sqlite_connection().execute(prepared.sql, prepared.args(params))
@@ -128,6 +125,26 @@ class DriverReads:
             row = (await session.execute(stmt, dict(params))).first()
         return tuple(row) if row is not None else None
 
+    async def all(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of `stmt` with `params` (PostgreSQL: for the batched reads of
+        `kit.coalesce`; elsewhere a read session)."""
+        if self._postgres:
+            prepared = self._prepare(stmt)
+            return await self._pg_fetch(prepared, prepared.args(params), one=False)
+        db = self._db()
+        assert db is not None, "the Database was dropped"
+        async with db.read_session() as session:
+            return [tuple(row) for row in await session.execute(stmt, dict(params))]
+
+    async def _pg_fetch(
+        self, prepared: PreparedRead, args: list[Any], *, one: bool
+    ) -> list[tuple[Any, ...]]:
+        # At most pool_size lookups at once: beyond that, the pool would open overflow
+        # connections and close them again at check-in (a new connection per lookup under
+        # load); waiting here for a pooled one is much cheaper.
+        async with self._pg_slots():
+            return await greenlet_spawn(self._pg_rows, prepared, args, one)
+
     def _pg_slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         slots = self._slots.get(loop)
@@ -136,18 +153,23 @@ class DriverReads:
             slots = self._slots[loop] = asyncio.Semaphore(max(1, size() if size else 5))
         return slots
 
-    def _pg_first(self, prepared: PreparedRead, args: list[Any]) -> tuple[Any, ...] | None:
+    def _pg_rows(self, prepared: PreparedRead, args: list[Any], one: bool) -> list[tuple[Any, ...]]:
         # Runs in a greenlet: the pool may have to connect, and checking in may close.
         fairy = self._engine.sync_engine.raw_connection()
         try:
             # No transaction is open on a pooled connection: asyncpg runs this in autocommit.
-            raw = _await(fairy.driver_connection.fetchrow(prepared.sql, *args))
+            driver = fairy.driver_connection
+            if one:
+                raw = _await(driver.fetchrow(prepared.sql, *args))
+                found = [raw] if raw is not None else []
+            else:
+                found = _await(driver.fetch(prepared.sql, *args))
         except BaseException:
             fairy.invalidate()  # interrupted mid-statement: do not hand this connection on
             raise
         finally:
             fairy.close()
-        return prepared.row(raw) if raw is not None else None
+        return [prepared.row(raw) for raw in found]
 
     def _sqlite_connection(self) -> sqlite3.Connection:
         pool = self._engine.sync_engine.pool

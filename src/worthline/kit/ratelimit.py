@@ -4,15 +4,17 @@ Built on `limits` (sliding-window counters). The limiter records what it decided
 state; `RequestContextMiddleware` turns that into `X-RateLimit-*` headers on every response,
 problems included.
 
-On Redis a hit is one round trip: `limits` takes two (its acquire script, then a second script
+On Redis a hit is one script call: `limits` takes two (its acquire script, then a second script
 for the window behind the headers); `_ACQUIRE_AND_WINDOW` runs both of its scripts' steps in one,
-on the same keys, so the counts are the ones `limits` keeps and reads.
+on the same keys, so the counts are the ones `limits` keeps and reads. The hits of one
+event-loop turn go in one call (`kit.coalesce`), each counted on its own, in order.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -25,6 +27,7 @@ from limits.aio.storage import (
     Storage,
 )
 
+from worthline.kit.coalesce import Coalescer
 from worthline.kit.config import Settings
 from worthline.kit.problems import RateLimited
 
@@ -71,6 +74,7 @@ class RateLimiter:
             bridge = self.storage.bridge
             self._redis_hit = bridge.get_connection().register_script(_ACQUIRE_AND_WINDOW)
             self._redis_key = bridge.prefixed_key
+            self._redis_hits = Coalescer(self._send_hits)
         self._items: dict[Policy, RateLimitItem | None] = {
             Policy.API_READ: _item(settings.rate_limit_api_read),
             Policy.API_WRITE: _item(settings.rate_limit_api_write),
@@ -107,26 +111,39 @@ class RateLimiter:
         return quota
 
     async def _hit_redis(self, item: RateLimitItem, key: str) -> tuple[bool, WindowStats]:
-        """`limits`' hit and get_window_stats, in one script call (same keys, same counts)."""
+        """`limits`' hit and get_window_stats, in one script call (same keys, same counts),
+        shared with the other hits of this event-loop turn (`kit.coalesce`)."""
+        acquired, window = await self._redis_hits((item, key))
+        return acquired, _window_stats(item, *window)
+
+    async def _send_hits(
+        self, hits: Sequence[tuple[RateLimitItem, str]]
+    ) -> list[tuple[bool, tuple[int, float, int, float]]]:
         storage = self.storage
         assert isinstance(storage, RedisStorage)
-        limit_key = item.key_for(key)
-        expiry = item.get_expiry()
-        reply = await self._redis_hit(
-            keys=[
+        keys: list[str] = []
+        args: list[int] = []
+        for item, key in hits:
+            limit_key = item.key_for(key)
+            keys += (
                 self._redis_key(storage._previous_window_key(limit_key)),
                 self._redis_key(storage._current_window_key(limit_key)),
-            ],
-            args=[item.amount, expiry, 1],
-        )
+            )
+            args += (item.amount, item.get_expiry(), 1)
+        reply = await self._redis_hit(keys=keys, args=args)
         # As limits' RedispyBridge.get_sliding_window reads the window (TTLs in milliseconds).
-        window = (
-            int(reply[1] or 0),
-            max(0.0, float(reply[2] or 0)) / 1000,
-            int(reply[3] or 0),
-            max(0.0, float(reply[4] or 0)) / 1000,
-        )
-        return bool(reply[0]), _window_stats(item, *window)
+        return [
+            (
+                bool(reply[i]),
+                (
+                    int(reply[i + 1] or 0),
+                    max(0.0, float(reply[i + 2] or 0)) / 1000,
+                    int(reply[i + 3] or 0),
+                    max(0.0, float(reply[i + 4] or 0)) / 1000,
+                ),
+            )
+            for i in range(0, len(reply), 5)
+        ]
 
     async def ping(self) -> None:
         if not await self.storage.check():
@@ -160,52 +177,62 @@ def _window_stats(
     return WindowStats(now + min(previous_reset_in, current_reset_in), remaining)
 
 
-# limits' acquire_sliding_window.lua followed by its sliding_window.lua, in one call: KEYS are
-# the previous and current window keys, ARGV the limit, the expiry (s) and the cost. Returns
-# {acquired (1/0), previous count, previous TTL (ms), current count, current TTL (ms)}.
+# limits' acquire_sliding_window.lua followed by its sliding_window.lua, in one call, for each
+# of several hits in turn: KEYS are each hit's previous and current window keys, ARGV each
+# hit's limit, expiry (s) and cost. Returns, per hit, {acquired (1/0), previous count,
+# previous TTL (ms), current count, current TTL (ms)}, one flat list.
 _ACQUIRE_AND_WINDOW = """
-local limit = tonumber(ARGV[1])
-local expiry = tonumber(ARGV[2]) * 1000
-local amount = tonumber(ARGV[3])
+local reply = {}
+for i = 0, #KEYS / 2 - 1 do
+    local previous_key, current_key = KEYS[2 * i + 1], KEYS[2 * i + 2]
+    local limit = tonumber(ARGV[3 * i + 1])
+    local expiry = tonumber(ARGV[3 * i + 2]) * 1000
+    local amount = tonumber(ARGV[3 * i + 3])
 
-local function shift()
-    local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
-    if current_ttl > 0 and current_ttl < expiry then
-        -- Current window expired, shift it to the previous window
-        redis.call('rename', KEYS[2], KEYS[1])
-        redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
+    local function shift()
+        local current_ttl = tonumber(redis.call('pttl', current_key))
+        if current_ttl > 0 and current_ttl < expiry then
+            -- Current window expired, shift it to the previous window
+            redis.call('rename', current_key, previous_key)
+            redis.call('set', current_key, 0, 'PX', current_ttl + expiry)
+        end
     end
-end
 
-local function window()
-    return tonumber(redis.call('get', KEYS[1])) or 0, tonumber(redis.call('pttl', KEYS[1])) or 0,
-        tonumber(redis.call('get', KEYS[2])) or 0, tonumber(redis.call('pttl', KEYS[2])) or 0
-end
+    local function window()
+        return tonumber(redis.call('get', previous_key)) or 0,
+            tonumber(redis.call('pttl', previous_key)) or 0,
+            tonumber(redis.call('get', current_key)) or 0,
+            tonumber(redis.call('pttl', current_key)) or 0
+    end
 
-local acquired = 0
-if amount <= limit then
+    local acquired = 0
+    if amount <= limit then
+        shift()
+        local previous_count, previous_ttl, current_count, current_ttl = window()
+        if previous_ttl <= 0 then
+            previous_ttl = 0
+        end
+        if current_ttl <= 0 then
+            current_ttl = 0
+        end
+        local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
+        if (weighted_count + amount) <= limit then
+            if redis.call('exists', current_key) == 1 then
+                redis.call('incrby', current_key, amount)
+            else
+                redis.call('set', current_key, amount, 'PX', expiry * 2)
+            end
+            acquired = 1
+        end
+    end
+
     shift()
     local previous_count, previous_ttl, current_count, current_ttl = window()
-    if previous_ttl <= 0 then
-        previous_ttl = 0
-    end
-    if current_ttl <= 0 then
-        current_ttl = 0
-    end
-    local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
-    if (weighted_count + amount) <= limit then
-        if redis.call('exists', KEYS[2]) == 1 then
-            redis.call('incrby', KEYS[2], amount)
-        else
-            redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
-        end
-        acquired = 1
+    for _, value in ipairs({acquired, previous_count, previous_ttl, current_count, current_ttl}) do
+        reply[#reply + 1] = value
     end
 end
-
-shift()
-local previous_count, previous_ttl, current_count, current_ttl = window()
-return {acquired, previous_count, previous_ttl, current_count, current_ttl}
+return reply
 """
 
 
