@@ -61,6 +61,11 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         version=__version__,
         summary="What your accounts and portfolios are worth, over time.",
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
     )
     app.state.ctx = ctx
     app.state.settings = settings

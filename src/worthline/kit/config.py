@@ -75,6 +75,10 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    opentelemetry: bool = False
+    """FastAPI's own OpenTelemetry instrumentation (traces, metrics, logs to the providers
+    configured in the process, e.g. with FASTAPI_OTEL_AUTO_CONFIGURE=true). Off, it costs
+    nothing; on, it looks its providers up on every request."""
 
     @field_validator("rate_limit_api_read", "rate_limit_api_write", "rate_limit_auth")
     @classmethod

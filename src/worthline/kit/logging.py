@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 import structlog
+
+
+def _dumps(event: dict[str, Any], default: Callable[[Any], Any]) -> bytes:
+    """orjson, a fifth of a request's logging CPU; the standard library for what orjson
+    refuses (an integer beyond 64 bits, a key that is not a string)."""
+    try:
+        return orjson.dumps(event, default=default)
+    except TypeError:
+        return json.dumps(event, default=default).encode()
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -14,10 +27,15 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    binary = getattr(sys.stderr, "buffer", None)  # a StringIO stand-in has none
+    json_lines = fmt == "json" and binary is not None
+    console = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     renderer = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
+        if json_lines
+        else structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else console
     )
     structlog.configure(
         processors=[
@@ -27,7 +45,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # JSON lines are bytes (orjson), written and flushed one by one as print would.
+        logger_factory=(
+            structlog.BytesLoggerFactory(binary)
+            if json_lines
+            else structlog.PrintLoggerFactory(sys.stderr)
+        ),
         cache_logger_on_first_use=True,
     )
     # Route the standard library's loggers (uvicorn, sqlalchemy, alembic) through the same format.
@@ -37,7 +60,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                renderer,
+                structlog.processors.JSONRenderer() if fmt == "json" else console,  # text
             ],
         )
     )
