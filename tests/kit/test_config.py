@@ -87,8 +87,32 @@ def test_signing_key_is_not_in_the_repr():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("access_token_ttl_seconds", 10), ("max_body_bytes", 10), ("log_level", "LOUD")],
+    [
+        ("access_token_ttl_seconds", 10),
+        ("max_body_bytes", 10),
+        ("log_level", "LOUD"),
+        ("db_pool_size", 0),
+        ("db_max_overflow", -1),
+    ],
 )
 def test_out_of_range_settings_are_refused(field, value):
     with pytest.raises(ValidationError):
         Settings(**{field: value})
+
+
+async def test_postgres_pool_size_comes_from_the_settings(tmp_path):
+    from worthline.kit.context import AppContext
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:5432/unused",
+        jwt_signing_key="k" * 64,
+        db_pool_size=3,
+        db_max_overflow=4,
+    )
+    ctx = AppContext.build(settings)  # nothing connects until used
+    try:
+        pool = ctx.db.engine.sync_engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 4)  # type: ignore[attr-defined]
+    finally:
+        await ctx.close()

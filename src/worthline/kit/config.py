@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """Default: `sqlite+aiosqlite:///<data_dir>/worthline.db`."""
     redis_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    """PostgreSQL connections each worker keeps open once used."""
+    db_max_overflow: int = Field(default=20, ge=0, le=1000)
+    """PostgreSQL connections a worker may open beyond the pool at busy moments; each is
+    closed again when given back (a connection per request under sustained load: raise the
+    pool size instead, within the server's max_connections over all workers)."""
 
     jwt_signing_key: str | None = Field(default=None, repr=False)
     """Default: generated once and kept in `<data_dir>/jwt-signing.key`."""

@@ -28,7 +28,10 @@ class AppContext:
     def build(cls, settings: Settings) -> AppContext:
         from worthline.eventstream.service import Dispatcher
 
-        db = Database(settings.effective_database_url)
+        pool: dict[str, int] = {}
+        if not settings.is_sqlite:
+            pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+        db = Database(settings.effective_database_url, **pool)
         bus = build_bus(settings.redis_url, settings.sse_max_streams_per_user)
         db.on_commit = Dispatcher(bus)  # every edge's unit of work delivers its events
         return cls(
