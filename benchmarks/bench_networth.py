@@ -779,8 +779,7 @@ async def run(url: str, args: argparse.Namespace, data_dir: Path, reuse: bool) -
             from worthline.portfolio import series
 
             t0 = time.perf_counter()
-            async with ctx.db.read_session() as reader:
-                await series.ensure_built(ctx.db, reader, user_id)
+            await series.ensure_built(ctx.db, user_id)
             log(
                 f"  series build (the first read's one-time work): {time.perf_counter() - t0:.2f} s"
             )

@@ -222,16 +222,21 @@ class Database:
         self.engine = create_engine(url, **engine_kwargs)
         self.dialect = self.engine.dialect.name
         writer = self.engine.execution_options(worthline_write=True)
-        # Read sessions run each statement on its own (autocommit): PostgreSQL's default READ
-        # COMMITTED takes a snapshot per statement anyway, so BEGIN/ROLLBACK around reads only
-        # cost two round trips; SQLite gets the same per-statement guarantee. A read needing
-        # one snapshot over several statements opens a writing session instead.
+        # Read sessions run each statement on its own (autocommit): for hot reads of one
+        # statement, where BEGIN/ROLLBACK would only cost two more round trips. Snapshot
+        # sessions hold one transaction whose statements all see the same state: REPEATABLE
+        # READ, READ ONLY on PostgreSQL (its default READ COMMITTED takes a snapshot per
+        # statement); a deferred BEGIN on SQLite (WAL: the snapshot of the first read).
         if self.dialect == "postgresql":
             reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            snapshot = self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         else:
             reader = self.engine.execution_options(worthline_read=True)
+            snapshot = self.engine
         self._read = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
-        self._snapshot = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._snapshot = async_sessionmaker(snapshot, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(writer, expire_on_commit=False, autoflush=False)
         # Called with what the unit of work queued by `after_commit`, once it has committed.
         self.on_commit: Callable[[list[Any]], Awaitable[None]] | None = None
@@ -240,9 +245,11 @@ class Database:
         return ReadSession(self._read())
 
     def snapshot_session(self) -> ReadSession:
-        """A read inside one transaction: every statement sees the same snapshot, and results
-        can stream through a server-side cursor (PostgreSQL needs a transaction for that). For
-        long reads such as a journal export; it takes no write lock."""
+        """A read inside one transaction: every statement sees the same snapshot (a figure
+        composed of several reads never mixes states from before and after a write), and
+        results can stream through a server-side cursor (PostgreSQL needs a transaction for
+        that). Every GET's `Session`, and long reads such as a journal export; it takes no
+        write lock and cannot write."""
         return ReadSession(self._snapshot())
 
     def write_session(self) -> WriteSession:

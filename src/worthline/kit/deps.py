@@ -37,8 +37,8 @@ Ctx = Annotated[AppContext, Depends(context)]
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     db = request.app.state.ctx.db
-    if request.method in SAFE_METHODS:
-        async with db.read_session() as session:
+    if request.method in SAFE_METHODS:  # one snapshot for all the statements of a read
+        async with db.snapshot_session() as session:
             yield session
     else:
         async with unit_of_work(db) as session:

@@ -229,7 +229,7 @@ async def net_worth_history(
             f"at most {series.MAX_POINTS} points per request: shorten the range or "
             "use a longer interval"
         )
-    await series.ensure_built(ctx.db, session, principal.user_id)
+    await series.ensure_built(ctx.db, principal.user_id)  # before the snapshot read begins
     values = await series.history(session, principal.user_id, target, dates)
     return NetWorthHistoryOut(
         currency=target,
