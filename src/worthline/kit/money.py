@@ -38,9 +38,12 @@ _PERCENT = Context(prec=60, rounding=ROUND_HALF_UP)
 _CENT = Decimal("0.01")
 
 
-def percent_change(change: Decimal | int | None, previous: Decimal | int | None) -> float | None:
+def percent_change(
+    change: Decimal | int | str | None, previous: Decimal | int | None
+) -> float | None:
     """`change` as a percentage of `previous`'s magnitude, rounded half away from zero to two
-    decimals, as a float for JSON; None when either is missing or `previous` is zero.
+    decimals, as a float for JSON; None when either is missing or `previous` is zero. A
+    `change` past 64 bits comes from SQLite as exact decimal text (`kit.sql.difference_percent`).
 
     Exact: the quotient is taken to 60 digits, far past where it could sit on a rounding tie
     it does not reach. Integers work too (scaled integers: the scale cancels). The magnitude

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, Float, String
+from sqlalchemy import Date, Float, String, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -284,3 +284,90 @@ def _add_integer_text_pg(element: add_integer_text, compiler: Any, **kw: Any) ->
 def _add_integer_text_sqlite(element: add_integer_text, compiler: Any, **kw: Any) -> str:
     a, b = (compiler.process(c, **kw) for c in element.clauses)
     return f"{SQLITE_ADD_INTEGERS_FUNCTION}({a}, {b})"
+
+
+# ------------------------------------------------------------------------------ differences
+#
+# SQLite keeps an `ExactDecimal` as a scaled 64-bit integer, and its own subtraction of two of
+# them is not exact at the extremes: a difference past 64 bits turns into a float, and `abs()`
+# of exactly -2^63 (which `decimal_text` takes) raises "integer overflow". Two values of the
+# same sign (zero counts as positive) never get there; only those of opposite signs are
+# written another way.
+
+
+def _same_sign_sqlite(a: str, b: str) -> str:
+    """True when `a - b` cannot overflow; NULL when either is NULL."""
+    return f"(({a}) < 0) = (({b}) < 0)"
+
+
+class difference_text(FunctionElement[str]):
+    """`decimal_text(a - b, places)`, exact for any two values of one `ExactDecimal` type;
+    NULL when either is NULL. On SQLite, values of opposite signs are split at the scale into
+    integer and fractional parts whose differences never overflow (the parts of `a - b` then
+    share its sign); everything else is `decimal_text` of the difference."""
+
+    type = String()
+    inherit_cache = True
+    name = "difference_text"
+
+    def __init__(self, a: ColumnElement[Any], b: ColumnElement[Any], places: Any) -> None:
+        super().__init__(a, b, places)
+
+
+def _plain_difference_text(element: difference_text) -> decimal_text:
+    a, b, places = element.clauses.clauses
+    return decimal_text(type_coerce(a - b, a.type), places)
+
+
+@compiles(difference_text, "postgresql")
+def _difference_text_pg(element: difference_text, compiler: Any, **kw: Any) -> str:
+    return compiler.process(_plain_difference_text(element), **kw)
+
+
+@compiles(difference_text, "sqlite")
+def _difference_text_sqlite(element: difference_text, compiler: Any, **kw: Any) -> str:
+    scale = element.clauses.clauses[0].type.scale
+    unit = 10**scale
+    plain = compiler.process(_plain_difference_text(element), **kw)
+    a, b, places = (compiler.process(c, **kw) for c in element.clauses)
+    # SQLite's / truncates towards zero and % takes the dividend's sign: with a and b of
+    # opposite signs, both part differences have the sign of a - b (or are zero), the
+    # fractional one within ±2 units.
+    fraction = f"(({a}) % {unit} - ({b}) % {unit})"
+    whole = f"abs(({a}) / {unit} - ({b}) / {unit} + {fraction} / {unit})"
+    split = (
+        f"(CASE WHEN ({a}) < 0 THEN '-' ELSE '' END || {whole} || "
+        f"CASE WHEN {places} > 0 THEN '.' || "
+        f"substr(printf('%0{scale}d', abs({fraction} % {unit})), 1, {places}) ELSE '' END)"
+    )
+    return f"(CASE WHEN {_same_sign_sqlite(a, b)} THEN {plain} ELSE {split} END)"
+
+
+class difference_percent(FunctionElement[float]):
+    """`change_percent(a - b, b)`, exact for any two values of one `ExactDecimal` type whose
+    magnitude is below 2^63 units (every amount a snapshot stores). On SQLite, the difference
+    of values of opposite signs reaches the percentage function as exact decimal text
+    (`add_integer_text`'s function) rather than SQLite's overflowing integer subtraction."""
+
+    type = Float()
+    inherit_cache = True
+    name = "difference_percent"
+
+    def __init__(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> None:
+        super().__init__(a, b)
+
+
+@compiles(difference_percent, "postgresql")
+def _difference_percent_pg(element: difference_percent, compiler: Any, **kw: Any) -> str:
+    a, b = element.clauses.clauses
+    return compiler.process(change_percent(type_coerce(a - b, a.type), b), **kw)
+
+
+@compiles(difference_percent, "sqlite")
+def _difference_percent_sqlite(element: difference_percent, compiler: Any, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    change = (
+        f"CASE WHEN {_same_sign_sqlite(a, b)} THEN ({a}) - ({b}) "
+        f"ELSE {SQLITE_ADD_INTEGERS_FUNCTION}({a}, -({b})) END"
+    )
+    return f"{SQLITE_PERCENT_FUNCTION}({change}, {b})"

@@ -4,6 +4,8 @@ answers in one query whatever the number of accounts or snapshots:
 - latest per account: two index probes per account (latest and the one before it, ordered by
   `captured_at DESC, id DESC`, so ties on `captured_at` resolve to exactly one row);
 - history and recent lists: one range scan, changes from `LAG()` over the filtered rows;
+- every change exact for any two stored balances (`kit.sql.difference_text`: SQLite's own
+  subtraction of its scaled 64-bit integers overflows at the extremes);
 - reconciliation: each reported snapshot with the ledger's balance at its `captured_at`,
   computed in the same query.
 """
@@ -39,8 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worthline.kit.db import Database, ExactDecimal, UTCDateTime
 from worthline.kit.driver_reads import driver_reads
 from worthline.kit.sql import (
-    change_percent,
     decimal_text,
+    difference_percent,
+    difference_text,
     iso_timestamp,
     json_array_text,
     json_percent,
@@ -98,9 +101,10 @@ _AS_READ = DateTime(timezone=True)
 
 def _columns(table: Any, account_id: Any, places: Any, previous: Any) -> list[Any]:
     """A snapshot's `SnapshotRow` columns after the exponent, with its change from `previous`
-    (an expression: the balance before it, or NULL). No provider metadata."""
+    (the balance before it, or NULL). The change mentions `previous` several times on SQLite,
+    so where it is a window function it is better a subquery's column: SQLite computes a
+    window function once per mention. No provider metadata."""
     c = table.c
-    change = type_coerce(c.balance_amount - previous, Amount)
     return [
         uuid_text(c.id).label("id"),
         account_id.label("account_id"),
@@ -114,9 +118,14 @@ def _columns(table: Any, account_id: Any, places: Any, previous: Any) -> list[An
         # written out, by orjson, which takes naive ones as UTC (`schemas.dumps`).
         type_coerce(c.captured_at, _AS_READ).label("captured_at"),
         type_coerce(c.created_at, _AS_READ).label("created_at"),
-        decimal_text(change, places).label("change_amount"),
-        change_percent(change, previous).label("change_percent"),
+        difference_text(c.balance_amount, previous, places).label("change_amount"),
+        difference_percent(c.balance_amount, previous).label("change_percent"),
     ]
+
+
+# What `_columns` reads of a snapshot, for the subqueries it reads from.
+_READ = ("id", "balance_amount", "available_balance_amount", "holdings_value_amount")
+_READ += ("cash_value_amount", "currency", "source", "captured_at", "created_at")
 
 
 def _lagged(table: Any) -> Any:
@@ -194,14 +203,19 @@ def _caller_range(columns: list[Any], by_source: bool) -> Any:
 
 def _history_statement(by_source: bool) -> Any:
     table, account = S.__table__, Account.__table__
-    account_id = uuid_text(account.c.public_id)
-    return _caller_range(
+    rows = _caller_range(
         [
             account.c.exponent.label("exponent"),
-            *_columns(table, account_id, -account.c.exponent, _lagged(table)),
+            account.c.public_id.label("public_id"),
+            *(table.c[name] for name in _READ),
+            _lagged(table).label("previous_balance"),
         ],
         by_source,
-    )
+    ).subquery("history")
+    account_id = uuid_text(rows.c.public_id)
+    return select(
+        rows.c.exponent, *_columns(rows, account_id, -rows.c.exponent, rows.c.previous_balance)
+    ).order_by(rows.c.captured_at, rows.c.id)
 
 
 def _text(value: str) -> Any:
@@ -276,8 +290,6 @@ def _history_array_statement(by_source: bool) -> Any:
     table, account = S.__table__, Account.__table__
     order = (table.c.captured_at, table.c.id)
     previous = _lagged(table)
-    change = type_coerce(table.c.balance_amount - previous, Amount)
-    places = -account.c.exponent
     # The account asked for, bound as text rather than written again for every row.
     account_text = bindparam("account_text", type_=String())
     rows = _caller_range(
@@ -285,18 +297,20 @@ def _history_array_statement(by_source: bool) -> Any:
             account.c.exponent.label("exponent"),
             table.c.currency.label("currency"),
             table.c.balance_amount.label("balance"),
-            _snapshot_head(table, account_text, places).label("head"),
-            decimal_text(change, places).label("change_amount"),
-            change_percent(change, previous).label("change_percent"),
+            previous.label("previous_balance"),
+            _snapshot_head(table, account_text, -account.c.exponent).label("head"),
+            # Here rather than outside: PostgreSQL's `json_percent` reads it several times.
+            difference_percent(table.c.balance_amount, previous).label("change_percent"),
             func.row_number().over(order_by=order).label("position"),
             func.lead(table.c.id).over(order_by=order).is_(None).label("newest"),
         ],
         by_source,
     ).subquery("history")
     c = rows.c
+    change_amount = difference_text(c.balance, c.previous_balance, -c.exponent)
     snapshot = c.head + _json_members(
         [
-            ("change_amount", "text?", c.change_amount),
+            ("change_amount", "text?", change_amount),
             ("change_percent", "json", json_percent(c.change_percent)),
         ],
         ",",
@@ -321,7 +335,7 @@ def _recent_statement(by_source: bool) -> Any:
     table, account = S.__table__, Account.__table__
     window = (
         select(
-            table,
+            *(table.c[name] for name in _READ),
             account.c.exponent.label("account_exponent"),
             account.c.public_id.label("account_public_id"),
         )
@@ -337,18 +351,22 @@ def _recent_statement(by_source: bool) -> Any:
         .limit(bindparam("window"))
         .subquery()
     )
-    exponent = window.c.account_exponent
+    rows = select(window, _lagged(window).label("previous_balance")).subquery("recent")
+    exponent = rows.c.account_exponent
+    account_id = uuid_text(rows.c.account_public_id)
     return (
         select(
             exponent.label("exponent"),
-            *_columns(window, uuid_text(window.c.account_public_id), -exponent, _lagged(window)),
+            *_columns(rows, account_id, -exponent, rows.c.previous_balance),
         )
-        .order_by(window.c.captured_at.desc(), window.c.id.desc())
+        .order_by(rows.c.captured_at.desc(), rows.c.id.desc())
         .limit(bindparam("limit"))
     )
 
 
 def _one_statement() -> Any:
+    # One row: the lookup of the balance before it may run once per mention on SQLite (an
+    # index probe each), and is not worth a subquery PostgreSQL would flatten into a join.
     table = S.__table__
     current = table.alias("current")
     before = (
