@@ -2,12 +2,15 @@
 
 Each import streams its file (any size) and checks every row with the API's rules (the same
 schemas and service checks). Rows are stored in batches of a few thousand, all in one
-transaction: a bad row anywhere is reported with its line number and nothing is stored.
+transaction: a bad row anywhere is reported with its line number and nothing is stored. A
+price import reads its file twice: first for the symbols alone, to lock every asset it names
+at once, in id order, before it writes any price.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
@@ -77,6 +80,18 @@ def read_rows(handle: TextIO, columns: tuple[str, ...], required: tuple[str, ...
         raise CsvProblem(reader.line_num, f"not valid CSV: {exc}") from exc
 
 
+class CsvRows:
+    """The rows of an open CSV file (`read_rows`), from its first line each time they are
+    iterated: a price import reads them twice."""
+
+    def __init__(self, handle: TextIO, columns: tuple[str, ...], required: tuple[str, ...]) -> None:
+        self.handle, self.columns, self.required = handle, columns, required
+
+    def __iter__(self) -> Iterator[Row]:
+        self.handle.seek(0)
+        return read_rows(self.handle, self.columns, self.required)
+
+
 def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
     batch: list[Row] = []
     for row in rows:
@@ -107,27 +122,50 @@ def _at_line(exc: InvalidMarketData, lines: list[int]) -> CsvProblem:
     return CsvProblem(lines[loc[2]], f"{field}{exc.detail}")
 
 
+async def _lock_named_assets(session: AsyncSession, rows: Iterable[Row]) -> dict[str, Asset]:
+    """The existing assets `rows` name, by symbol, each locked exclusively, all in one
+    statement and in id order (`repository.lock_assets`): so two imports naming the same
+    assets in different orders never wait on each other crosswise. Reads up to the first line
+    that cannot be read, if any: the import reports that line when its batch comes, so a bad
+    row in an earlier batch is still the one reported."""
+    from worthline.market import repository as repo
+
+    symbols: set[str] = set()
+    with contextlib.suppress(CsvProblem):
+        for _, values in rows:
+            symbols.add(values.get("symbol", ""))
+    named = sorted(symbols)
+    assets: dict[str, Asset] = {}
+    for start in range(0, len(named), repo.CHUNK):  # inside the bound-parameter limits
+        assets.update(await repo.assets_by_symbol(session, named[start : start + repo.CHUNK]))
+    ids = [asset.id for asset in assets.values()]
+    await repo.lock_assets(session, ids, exclusive=ids)
+    return assets
+
+
 async def import_prices(
     session: AsyncSession, rows: Iterable[Row], progress: Callable[[int], None] = lambda n: None
 ) -> tuple[int, int]:
     """Upsert every price row (symbol, date, open, high, low, close, volume) of an existing
-    asset; returns (rows, assets). Raises CsvProblem at the first bad row."""
-    from worthline.market import repository as repo
+    asset; returns (rows, assets). Raises CsvProblem at the first bad row.
+
+    `rows` is read twice, so it must start again when iterated again (a list, `CsvRows`; an
+    iterator is refused): first for the symbols, whose assets are all locked before any price
+    is written (`_lock_named_assets`), then to check and write each row."""
     from worthline.market import schemas, service
     from worthline.market.service import InvalidMarketData
 
-    assets: dict[str, Asset | None] = {}
+    if iter(rows) is rows:
+        raise TypeError("import_prices reads its rows twice: give a list or CsvRows")
+    assets = await _lock_named_assets(session, rows)
     seen: dict[tuple[int, date], int] = {}
     imported: dict[int, date] = {}  # asset → the earliest price date written
     total = 0
     for batch in _batches(rows, BATCH_ROWS):
-        symbols = {values.get("symbol", "") for _, values in batch} - assets.keys()
-        found = await repo.assets_by_symbol(session, symbols)
-        assets.update({symbol: found.get(symbol) for symbol in symbols})
         groups: dict[int, tuple[Asset, list[int], list[PriceIn]]] = {}
         for line, values in batch:
             symbol = values.pop("symbol", "")
-            asset = assets[symbol]
+            asset = assets.get(symbol)
             if not symbol:
                 raise CsvProblem(line, "symbol: the symbol is empty")
             if asset is None:
@@ -145,7 +183,7 @@ async def import_prices(
             )
         for asset, lines, prices in groups.values():
             try:
-                total += await service.upsert_prices(session, asset, prices)
+                total += await service.upsert_prices(session, asset, prices, locked=True)
             except InvalidMarketData as exc:
                 raise _at_line(exc, lines) from exc
             earliest = min(p.day for p in prices)
@@ -227,7 +265,7 @@ def _run_import(
                     progress.update(task, completed=handle.buffer.tell(), rows=rows)
 
                 async with unit_of_work(ctx.db) as session:
-                    result = await work(session, read_rows(handle, columns, required), stored)
+                    result = await work(session, CsvRows(handle, columns, required), stored)
                 progress.update(task, completed=size)
             return result
         finally:

@@ -215,11 +215,16 @@ def _unique(rows: list[dict[str, Any]], keys: Sequence[str], what: str, loc0: st
         seen[key] = i
 
 
-async def upsert_prices(session: AsyncSession, asset: Asset, prices: Sequence[PriceIn]) -> int:
-    """Insert or replace an asset's prices by date. All rows are checked first."""
+async def upsert_prices(
+    session: AsyncSession, asset: Asset, prices: Sequence[PriceIn], *, locked: bool = False
+) -> int:
+    """Insert or replace an asset's prices by date. All rows are checked first. `locked`: the
+    caller holds the asset's exclusive lock already (a writer of several assets' prices takes
+    all their locks at once, in id order, before writing any: `repository.lock_assets`)."""
     rows = [price_row(asset.id, p, ["body", "prices", i]) for i, p in enumerate(prices)]
     _unique(rows, ["price_date"], "a date", "prices")
-    await repo.lock_assets(session, [asset.id], exclusive=[asset.id])  # see lock_assets
+    if not locked:
+        await repo.lock_assets(session, [asset.id], exclusive=[asset.id])  # see lock_assets
     return await repo.upsert(session, Price.__table__, rows, ["asset_id", "price_date"])
 
 

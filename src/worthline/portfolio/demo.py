@@ -68,14 +68,23 @@ async def load_investments(
         rate = (rate * (1 + _step(rng, 0, 4_000))).quantize(Decimal("0.0001"))
         rates.append(FxRateIn(day, "USD", "GBP", rate))
     await market.upsert_fx_rates(session, rates)
-    priced: dict[int, date] = {}
-    for symbol, name, kind, currency, first, drift in ASSETS:
+    assets = []
+    for symbol, name, kind, currency, _, _ in ASSETS:
         asset = await market_repo.asset(session, symbol)
         if asset is None:
             asset = await market.create_asset(session, NewAsset(symbol, name, kind, currency))
+        assets.append(asset)
+    # Every price lock at once, in id order, as any writer of several assets' prices takes them.
+    ids = [asset.id for asset in assets]
+    await market_repo.lock_assets(session, ids, exclusive=ids)
+    priced: dict[int, date] = {}
+    for asset, (_, _, _, _, first, drift) in zip(assets, ASSETS, strict=True):
         closes = _walk(Decimal(first), drift, weekdays, rng)
         await market.upsert_prices(
-            session, asset, [PriceIn(d, c) for d, c in zip(weekdays, closes, strict=True)]
+            session,
+            asset,
+            [PriceIn(d, c) for d, c in zip(weekdays, closes, strict=True)],
+            locked=True,
         )
         priced[asset.id] = weekdays[0]
     # The assets and rates are shared: anyone else holding them sees the demo's prices.
