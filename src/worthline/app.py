@@ -18,7 +18,7 @@ from worthline.kit.config import Settings
 from worthline.kit.context import AppContext
 from worthline.kit.health import router as health_router
 from worthline.kit.middleware import RequestContextMiddleware
-from worthline.kit.problems import install_problem_handlers
+from worthline.kit.problems import document_body_problems, install_problem_handlers
 from worthline.ledger.endpoints import router as ledger_router
 from worthline.ledger.journal_endpoints import router as journal_router
 from worthline.market.endpoints import router as market_router
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
                 ProblemDetail.model_json_schema()
             )
+            document_body_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -135,7 +135,13 @@ async def test_register_refuses_unknown_fields(client, db, settings):
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"email": "ada@example.com", "password": ', b"{'email': 'ada@example.com'}", b"nonsense"],
+    [
+        b'{"email": "ada@example.com", "password": ',
+        b"{'email': 'ada@example.com'}",
+        b"nonsense",
+        b'{"email": "\xff\xfe"}',  # not UTF-8: the same kind of problem, not a generic 400
+        b"[" * 100_000,  # nested past the JSON parser's depth
+    ],
 )
 async def test_register_malformed_json_is_400(client, db, settings, raw):
     response = await client.post(

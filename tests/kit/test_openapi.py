@@ -76,6 +76,23 @@ async def test_every_api_operation_documents_its_problems(document):
     assert {"401", "422", "429"} <= set(problems)
 
 
+async def test_operations_with_a_body_document_the_body_problems(document):
+    """Any JSON body can be malformed (400), too large (413) or of another media type (415)."""
+    with_body = {k: op for k, op in _operations(document).items() if "requestBody" in op}
+    assert len(with_body) > 10
+    for key, operation in with_body.items():
+        assert {"400", "413", "415"} <= set(operation["responses"]), key
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/balances"), ("get", "/api/v1/accounts/{account_id}/balance")],
+)
+async def test_an_out_of_range_instant_is_a_documented_400(document, method, path):
+    # `at` / `known_at` before 1900 or from 2200 answer 400 invalid-date-range.
+    assert "400" in document["paths"][path][method]["responses"]
+
+
 async def test_authenticated_operations_declare_bearer_security(document):
     for key, operation in _operations(document).items():
         _method, path = key

@@ -126,6 +126,9 @@ async def test_known_at_leaves_out_later_recordings(client, auth):
         ({"at": "yesterday"}, 422, "validation-error", ["query", "at"]),
         ({"known_at": "2025-13-01T00:00:00Z"}, 422, "validation-error", ["query", "known_at"]),
         ({"at": "0001-01-01T00:00:00+01:00"}, 422, "validation-error", ["query", "at"]),
+        # Not seconds since 1970 (which would answer as the ledger stood on 1970-01-01).
+        ({"known_at": "0.5"}, 422, "validation-error", ["query", "known_at"]),
+        ({"at": "1735689600"}, 422, "validation-error", ["query", "at"]),
     ],
 )
 async def test_bad_balance_query(client, auth, params, status, slug, loc):

@@ -105,6 +105,7 @@ async def test_savings_earn_and_mortgage_is_charged(client, auth):
         {"start_date": "2000-01-01", "end_date": "2020-01-01"},
         {"date": "2999-01-01"},
         {"date": "not-a-date"},
+        {"date": 0},  # not 1970-01-01
     ],
 )
 async def test_interest_run_rejects_bad_ranges(client, auth, body):

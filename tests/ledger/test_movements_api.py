@@ -399,6 +399,8 @@ async def test_batch_size_limits(client, auth, db):
         ("year-1", "validation-error", ["body", "value_time"]),
         ("year-9999", "validation-error", ["body", "value_time"]),
         ("garbage-time", "validation-error", ["body", "value_time"]),
+        ("unix-seconds", "validation-error", ["body", "value_time"]),
+        ("unix-seconds-text", "validation-error", ["body", "value_time"]),
         ("unknown-field", "validation-error", ["body", "colour"]),
         ("bad-uuid", "validation-error", ["body", "from_account_id"]),
         ("long-description", "validation-error", ["body", "description"]),
@@ -446,6 +448,9 @@ async def test_bad_movement_is_rejected(client, auth, db, case, slug, loc):
         "year-1": {**base, "value_time": "0001-01-01T00:00:00+01:00"},
         "year-9999": {**base, "value_time": "9999-12-31T23:59:59-01:00"},
         "garbage-time": {**base, "value_time": "yesterday"},
+        # Pydantic alone reads a number as seconds since 1970: 2025-01-01 would be recorded.
+        "unix-seconds": {**base, "value_time": 1735689600},
+        "unix-seconds-text": {**base, "value_time": "1735689600"},
         "unknown-field": {**base, "colour": "blue"},
         "bad-uuid": {**base, "from_account_id": "not-a-uuid"},
         "long-description": {**base, "description": "x" * 501},

@@ -432,6 +432,8 @@ def _tomorrow_plus(days: int) -> str:
         ({"date": "2025-01-07", "close": ""}, "close", SCHEMA),
         ({"date": "2025-01-07"}, "close", SCHEMA),
         ({"date": "2025-02-30", "close": "1"}, "date", SCHEMA),
+        ({"date": 0, "close": "1"}, "date", SCHEMA),  # not 1970-01-01
+        ({"date": "86400", "close": "1"}, "date", SCHEMA),  # nor seconds in text (1970-01-02)
         ({"date": "2025-01-07", "close": "1", "adj_close": "1"}, "adj_close", SCHEMA),
         ({"date": "2025-01-07", "close": "0"}, "close", MARKET),
         ({"date": "2025-01-07", "close": "-1"}, "close", MARKET),
@@ -565,6 +567,7 @@ async def test_market_caps_round_trip_and_replace(client, auth, db):
         ({"date": "2025-01-07", "market_cap": "92233720368547758.08"}, "market_cap", MARKET),
         ({"date": "2025-01-07", "market_cap": 5}, "market_cap", SCHEMA),
         ({"date": "1800-01-07", "market_cap": "5"}, "date", MARKET),
+        ({"date": 0, "market_cap": "5"}, "date", SCHEMA),
         ({"date": "2025-01-02", "market_cap": "5"}, "date", MARKET),
     ],
 )  # fmt: skip
@@ -784,6 +787,7 @@ async def test_a_bad_rate_row_is_pointed_at_and_nothing_is_stored(
         ({"base": "GBP"}, ["query", "quote"], SCHEMA),
         ({"base": "GBP", "quote": "USD", "date": "1899-12-31"}, ["query", "date"], MARKET),
         ({"base": "GBP", "quote": "USD", "date": "2025-13-01"}, ["query", "date"], SCHEMA),
+        ({"base": "GBP", "quote": "USD", "date": "0"}, ["query", "date"], SCHEMA),
     ],
 )  # fmt: skip
 async def test_bad_rate_queries(client, auth, params, loc, slug):

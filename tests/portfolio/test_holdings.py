@@ -202,6 +202,7 @@ async def test_bad_syncs_store_nothing(client, auth, ctx, db):
         ([{"symbol": "aapl", "quantity": "1"}], {}, 422, "invalid-market-data"),
         ([{"symbol": "AAPL", "quantity": "1", "price": "0"}], {}, 422, "invalid-market-data"),
         ([{"symbol": "AAPL", "quantity": "1"}], {"as_of": future}, 422, "invalid-market-data"),
+        ([{"symbol": "AAPL", "quantity": "1"}], {"as_of": 0}, 422, "validation-error"),
         ([{"symbol": "AAPL", "quantity": "1"}], {"source": "nope"}, 400, "invalid-snapshot-source"),
         ([{"symbol": "AAPL", "quantity": "1", "extra": 1}], {}, 422, "validation-error"),
     ]

@@ -188,6 +188,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             # FastAPI turns any error while reading the body into a 400 "error parsing the
             # body"; the body limit (a streamed upload over it) must still answer 413.
             return problem_response(exc.__cause__, request)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # The rest of those are bodies JSON cannot read (not UTF-8, nested too deep): the
+            # same kind of problem as any other malformed body.
+            return problem_response(MalformedBody("The request body is not valid JSON"), request)
         cls = _BY_STATUS.get(exc.status_code, Problem)
         detail = exc.detail if isinstance(exc.detail, str) else None
         headers = dict(exc.headers or {})
@@ -204,6 +208,20 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def document_body_problems(openapi: dict[str, Any]) -> None:
+    """Every operation that reads a body can answer what the handlers above answer for any
+    body: malformed (400), too large (413), not JSON (415)."""
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            if "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, entry in problem_responses(
+                MalformedBody, PayloadTooLarge, UnsupportedMediaType
+            ).items():
+                responses.setdefault(str(status), entry)
 
 
 def problem_responses(*problems: type[Problem]) -> dict[int | str, dict[str, Any]]:

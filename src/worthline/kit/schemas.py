@@ -1,11 +1,22 @@
-"""Shared Pydantic types for the API's conventions (UTC timestamps with `Z`)."""
+"""Shared Pydantic types for the API's conventions (ISO 8601 dates, UTC timestamps with `Z`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_text(value: object) -> object:
+    # API.md: dates and timestamps are ISO 8601 text. Pydantic alone would also read a number,
+    # or a string of digits, as seconds since 1970 (`0` becomes 1970-01-01) and store that.
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DAY.match(value)):
+        return value
+    raise ValueError("must be ISO 8601 text such as 2025-01-31 or 2025-01-31T09:00:00Z")
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -24,7 +35,11 @@ def _iso_z(value: datetime) -> str:
 
 Timestamp = Annotated[
     datetime,
+    BeforeValidator(_iso_text),
     AfterValidator(_to_utc),
     PlainSerializer(_iso_z, return_type=str, when_used="json"),
 ]
 """An ISO 8601 instant in UTC, written with a `Z` suffix."""
+
+Day = Annotated[date, BeforeValidator(_iso_text)]
+"""An ISO 8601 calendar date, `YYYY-MM-DD`."""

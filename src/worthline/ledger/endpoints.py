@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -13,7 +13,7 @@ from worthline.kit.db import utcnow
 from worthline.kit.deps import CurrentUser, InsufficientScope, InvalidAccessToken, Session
 from worthline.kit.money import format_minor
 from worthline.kit.problems import BadRequest, problem_responses
-from worthline.kit.schemas import Timestamp
+from worthline.kit.schemas import Day, Timestamp
 from worthline.ledger import repository as repo
 from worthline.ledger import service
 from worthline.ledger.interest import run_interest
@@ -232,7 +232,7 @@ async def list_movements(
 @router.get(
     "/accounts/{account_id}/balance",
     response_model=BalanceOut,
-    responses=problem_responses(*AUTH, AccountNotFound),
+    responses=problem_responses(*AUTH, AccountNotFound, InvalidDateRange),
 )
 async def get_balance(
     account_id: uuid.UUID,
@@ -277,8 +277,8 @@ async def daily_balances(
     account_id: uuid.UUID,
     principal: CurrentUser,
     session: Session,
-    start_date: Annotated[date, Query()],
-    end_date: Annotated[date, Query()],
+    start_date: Annotated[Day, Query()],
+    end_date: Annotated[Day, Query()],
 ) -> DailyBalances:
     """One closing balance per day from `start_date` to `end_date` (at most 3,660 days); days
     without activity carry the previous day's balance."""
@@ -296,7 +296,9 @@ async def daily_balances(
     return DailyBalances(account_id=account.public_id, currency=account.currency, balances=out)
 
 
-@router.get("/balances", response_model=PrefixBalances, responses=problem_responses(*AUTH))
+@router.get(
+    "/balances", response_model=PrefixBalances, responses=problem_responses(*AUTH, InvalidDateRange)
+)
 async def prefix_balances(
     principal: CurrentUser,
     session: Session,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from worthline.kit.money import DecimalString, format_minor
-from worthline.kit.schemas import Timestamp
+from worthline.kit.schemas import Day, Timestamp
 from worthline.ledger.models import ACCOUNT_TYPES, DEFAULT_CODE, Account
 
 _CODE = re.compile(r"^[A-Z]{4}:[A-Z]{4}:[A-Z]{4}$")
@@ -198,9 +198,6 @@ class PrefixBalances(BaseModel):
     prefix: str
     balances_by_currency: dict[str, str]
     account_count: int
-
-
-Day = date  # the field `date` below shadows the type inside the class
 
 
 class InterestRunIn(Strict):

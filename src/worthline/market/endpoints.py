@@ -20,6 +20,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from worthline.kit.db import utcnow
 from worthline.kit.deps import CurrentUser, InsufficientScope, InvalidAccessToken, Session
 from worthline.kit.problems import problem_responses
+from worthline.kit.schemas import Day
 from worthline.ledger.endpoints import InvalidDateRange
 from worthline.market import repository as repo
 from worthline.market import service
@@ -56,8 +57,8 @@ AUTH = (InvalidAccessToken, InsufficientScope)
 
 # `:path` so that a symbol holding "/" (EUR/USD) is one path parameter.
 PathSymbol = Annotated[Symbol, Path(description="e.g. VWRL.L, BRK.B, BTC-USD")]
-StartDate = Annotated[date | None, Query(description="From this day (inclusive)")]
-EndDate = Annotated[date | None, Query(description="To this day (inclusive)")]
+StartDate = Annotated[Day | None, Query(description="From this day (inclusive)")]
+EndDate = Annotated[Day | None, Query(description="To this day (inclusive)")]
 
 
 def _range(start_date: date | None, end_date: date | None) -> None:
@@ -203,7 +204,7 @@ async def get_fx_rate(
     session: Session,
     base: Annotated[str, Query(max_length=3, examples=["GBP"])],
     quote: Annotated[str, Query(max_length=3, examples=["USD"])],
-    date: Annotated[date | None, Query(description="Default: today (UTC)")] = None,
+    date: Annotated[Day | None, Query(description="Default: today (UTC)")] = None,
 ) -> FxRateOut:
     """The rate in force on `date`: the pair's latest on or before it, found directly, as the
     inverse of the opposite pair, or as a cross through USD or EUR; the freshest wins (a cross

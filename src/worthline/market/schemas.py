@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, Field
 
 from worthline.kit.money import DecimalString
-from worthline.kit.schemas import Timestamp
+from worthline.kit.schemas import Day, Timestamp
 from worthline.ledger.schemas import Currency, Strict, Trimmed
 from worthline.market.models import ASSET_TYPES, Asset, MarketCap, Price
 from worthline.market.service import MAX_ROWS
@@ -54,7 +53,6 @@ Symbol = Annotated[
 AssetType = Annotated[
     str, AfterValidator(_asset_type), Field(json_schema_extra={"enum": list(ASSET_TYPES)})
 ]
-Day = date  # the fields named `date` below shadow the type inside the classes
 
 
 def decimal_text(value: Decimal | None) -> str | None:

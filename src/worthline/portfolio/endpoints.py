@@ -15,6 +15,7 @@ from worthline.kit.db import utcnow
 from worthline.kit.deps import Ctx, CurrentUser, InsufficientScope, InvalidAccessToken, Session
 from worthline.kit.money import format_minor, to_minor
 from worthline.kit.problems import problem_responses
+from worthline.kit.schemas import Day
 from worthline.ledger import repository as ledger_repo
 from worthline.ledger.endpoints import InvalidDateRange
 from worthline.ledger.service import AccountNotFound
@@ -208,8 +209,8 @@ async def net_worth_history(
     principal: CurrentUser,
     session: Session,
     ctx: Ctx,
-    start_date: date | None = None,
-    end_date: date | None = None,
+    start_date: Day | None = None,
+    end_date: Day | None = None,
     interval: Literal["day", "week", "month"] = "day",
     currency: CurrencyQuery = None,
 ) -> NetWorthHistoryOut:
