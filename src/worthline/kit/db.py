@@ -340,6 +340,17 @@ def is_retryable(exc: BaseException) -> bool:
     return code in RETRYABLE_SQLSTATES
 
 
+def is_out_of_range(exc: BaseException) -> bool:
+    """An integer the database cannot hold: PostgreSQL's `numeric_value_out_of_range`;
+    SQLite's "integer overflow" (an integer `sum()` past 64 bits) or a balance refused for not
+    being an integer any more (migration 0010: SQLite's `+` turns an overflow into a float)."""
+    orig = getattr(exc, "orig", None)
+    if (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) == "22003":
+        return True
+    message = str(orig) if orig is not None else ""
+    return message in ("integer overflow", "balance out of range")
+
+
 async def with_retry(
     session: AsyncSession, work: Callable[[], Awaitable[T]], attempts: int = 5
 ) -> T:

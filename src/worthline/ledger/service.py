@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.eventstream.service import serialize_events
 from worthline.kit.currency import is_currency, minor_unit
-from worthline.kit.db import utcnow, with_retry
+from worthline.kit.db import is_out_of_range, utcnow, with_retry
 from worthline.kit.ids import uuid7
-from worthline.kit.money import to_minor
+from worthline.kit.money import from_minor, to_minor
 from worthline.kit.problems import Conflict, NotFound, ValidationProblem
 from worthline.ledger import projections, publish
 from worthline.ledger import repository as repo
@@ -36,6 +36,7 @@ from worthline.portfolio.networth import opened as net_worth_opened
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 RATE_QUANTUM = Decimal("1E-10")
+LARGEST_BALANCE = 2**63 - 1  # minor units: balances_live holds 64-bit integers
 
 
 class AccountNotFound(NotFound):
@@ -59,6 +60,19 @@ class InvalidMovement(ValidationProblem):
 
 def _invalid(loc: Sequence[str | int], msg: str) -> InvalidMovement:
     return InvalidMovement(msg, [{"loc": list(loc), "msg": msg, "type": "value_error"}])
+
+
+def _out_of_range(accounts: Iterable[Account], loc: Sequence[str | int]) -> InvalidMovement:
+    """A write that would carry a balance, or a day's total, past what the ledger holds."""
+    touched = sorted(accounts, key=lambda a: a.full_path)
+    largest = ", ".join(
+        f"{a.full_path}: {from_minor(LARGEST_BALANCE, a.exponent)} {a.currency}" for a in touched
+    )
+    return _invalid(
+        [*loc, "amount"],
+        f"this would carry a balance or a day's total past the largest balance an account "
+        f"can hold ({largest}); nothing was recorded",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +262,12 @@ async def _record(
         )
         await session.flush()
     await session.execute(insert(Movement), rows)
-    await projections.apply(session, deltas)
+    try:
+        await projections.apply(session, deltas)
+    except DBAPIError as exc:
+        if not is_out_of_range(exc):
+            raise
+        raise _out_of_range(accounts.values(), loc_base) from exc
     by_id = {a.id: a for a in accounts.values()}
     await series.add_movements(session, user_id, rows, by_id)
     touched = set(by_id)
