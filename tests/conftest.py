@@ -269,7 +269,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         params = getattr(item, "callspec", None)
         engine = params.params.get("database_url") if params else None
-        if engine == "sqlite" and item.get_closest_marker("postgres_only"):
+        if (engine == "sqlite" and item.get_closest_marker("postgres_only")) or (
+            engine == "postgresql" and item.get_closest_marker("sqlite_only")
+        ):
             drop.append(item)
             continue
         keep.append(item)
