@@ -19,8 +19,8 @@ from worthline.auth.models import User
 from worthline.kit import bulk
 from worthline.kit.db import Database, unit_of_work
 from worthline.kit.ids import uuid7
-from worthline.ledger import journal_io
 from worthline.ledger.journal_io import JournalInvalid, import_journal
+from worthline.ledger.journal_io import importer as journal_io
 from worthline.ledger.models import Account, BalanceLive, Batch, Movement
 from worthline.portfolio.models import NetWorthCash
 from worthline.portfolio.series import epoch_day

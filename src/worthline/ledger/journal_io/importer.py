@@ -1,4 +1,4 @@
-"""The `.goluca` journal against the database: atomic streaming import, streaming export.
+"""Journal import: atomic and streaming.
 
 Import reads entries as the parser yields them and writes movements in chunks, so memory stays
 flat whatever the file's size; any error (syntax or meaning) names its line and column and
@@ -10,19 +10,15 @@ balance and its current day, and a row is written when the account's day moves o
 while an account's movements come in value-day order (an export's are, and so are most files);
 an account whose movements go back in time, or start on or before its last existing row, is
 rebuilt set-wise at the end instead (`projections.rebuild`), in the same transaction.
-
-Export writes directives first (options, commodities, opens), then transactions in value-time
-order, keeping codes, knowledge times, pending flags and metadata, so that
-export → import → export is byte-identical.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Context, Decimal
 from typing import Any
 
@@ -33,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worthline.eventstream.service import serialize_events
 from worthline.kit import bulk
 from worthline.kit.db import is_out_of_range, utcnow
-from worthline.kit.money import from_minor, to_minor
+from worthline.kit.money import to_minor
 from worthline.kit.problems import BadRequest
 from worthline.ledger import projections, publish
 from worthline.ledger import repository as repo
@@ -41,12 +37,10 @@ from worthline.ledger.journal.syntax import (
     Commodity,
     JournalError,
     Open,
-    Option,
     Transaction,
     parse,
 )
 from worthline.ledger.journal.syntax import Movement as JournalMovement
-from worthline.ledger.journal.writer import write, write_transaction
 from worthline.ledger.models import DEFAULT_CODE, Account, BalanceLive, Batch, Movement
 from worthline.ledger.service import EARLIEST, LATEST, NewAccount, account_values
 from worthline.portfolio import series
@@ -440,97 +434,3 @@ async def import_journal(
     # A statement import is an account sync: snapshot every touched account, set-wise.
     await snapshots.capture_accounts(session, touched, ACCOUNT_SYNC, importer.now)
     return ImportResult(importer.created, importer.recorded)
-
-
-# ---------------------------------------------------------------------------------- export
-
-
-async def export_journal(
-    session: AsyncSession, user_id: uuid.UUID, base_currency: str
-) -> AsyncIterator[str]:
-    """Yield the caller's ledger as journal lines, streaming movements from the database."""
-    accounts = await repo.accounts(session, user_id)
-    by_id = {a.id: a for a in accounts}
-    exponents: dict[str, int] = {}
-    first_seen: dict[str, date] = {}
-    for a in sorted(accounts, key=lambda a: (a.opened_on, a.full_path)):
-        exponents.setdefault(a.currency, a.exponent)
-        first_seen.setdefault(a.currency, a.opened_on)
-    options = [Option("operating-currency", base_currency, 0)]
-    commodities = [Commodity(first_seen[c], c, exponents[c], {}, 0) for c in sorted(exponents)]
-    opens = [
-        Open(a.opened_on, a.full_path, (a.currency,), _open_meta(a), 0)
-        for a in sorted(accounts, key=lambda a: (a.opened_on, a.full_path))
-    ]
-    for line in write(options, commodities, opens, []):
-        yield line
-    async for transaction in _transactions(session, user_id, by_id):
-        for line in write_transaction(transaction, exponents):
-            yield line
-
-
-def _open_meta(account: Account) -> dict[str, str]:
-    meta = {k: str(v) for k, v in (account.meta or {}).items()}
-    if account.annual_interest_rate is not None:
-        meta[INTEREST_KEY] = format(account.annual_interest_rate.normalize(), "f")
-    if account.name:
-        meta[NAME_KEY] = account.name
-    return meta
-
-
-async def _transactions(
-    session: AsyncSession, user_id: uuid.UUID, accounts: dict[int, Account]
-) -> AsyncIterator[Transaction]:
-    """Movements grouped into journal transactions: one per (batch, value time, knowledge time,
-    code); a movement without a batch is a transaction of its own."""
-    if not accounts:
-        return
-    order = func.coalesce(Movement.batch_id, Movement.id)
-    query = (
-        select(Movement, Batch.description, Batch.pending, Batch.meta)
-        .outerjoin(Batch, Batch.id == Movement.batch_id)
-        .where(Movement.from_account_id.in_(list(accounts)))
-        .order_by(Movement.value_time, Movement.knowledge_time, order, Movement.id)
-        .execution_options(yield_per=CHUNK)
-    )
-    key: tuple[Any, ...] | None = None
-    header: tuple[datetime, datetime, bool, str, dict[str, str]] | None = None
-    moves: list[JournalMovement] = []
-    stream = await session.stream(query)
-    async for movement, payee, pending, meta in stream:
-        this = (
-            movement.batch_id or movement.id,
-            movement.value_time,
-            movement.knowledge_time,
-            movement.code,  # one code per journal transaction
-        )
-        if this != key and header is not None:
-            yield Transaction(
-                header[0], header[1], header[2], header[3], tuple(moves), header[4], 0
-            )
-            moves = []
-        if this != key:
-            key = this
-            tx_meta = {k: str(v) for k, v in (meta or {}).items()}
-            if movement.code != DEFAULT_CODE:
-                tx_meta["code"] = movement.code
-            header = (
-                movement.value_time.astimezone(UTC),
-                movement.knowledge_time.astimezone(UTC),
-                bool(pending),
-                payee or "",
-                tx_meta,
-            )
-        source = accounts[movement.from_account_id]
-        moves.append(
-            JournalMovement(
-                source.full_path,
-                accounts[movement.to_account_id].full_path,
-                from_minor(movement.amount, source.exponent),
-                source.currency,
-                movement.description,
-                0,
-            )
-        )
-    if header is not None:
-        yield Transaction(header[0], header[1], header[2], header[3], tuple(moves), header[4], 0)
