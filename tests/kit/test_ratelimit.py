@@ -9,7 +9,10 @@ weighted down (3 hits a moment ago count as 2.99, floored to 2), so a per-minute
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -324,9 +327,10 @@ async def test_in_process_counts_are_those_of_limits(tmp_path):
     _check_against_limits(await _hits_against_limits(RateLimiter(settings), 5), 3)
 
 
-@pytest.mark.redis
-async def test_redis_counts_in_one_round_trip_are_those_of_limits(tmp_path, redis_url):
-    """One script call per hit; what it counts and reads is what `limits` counts and reads."""
+@asynccontextmanager
+async def _redis_limiter(tmp_path: Any, redis_url: str) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """A Redis-backed limiter (3 reads a day) and the list of its script calls (each call's
+    arguments, the script's sha first); its keys are removed afterwards."""
     from worthline.kit.ratelimit import RateLimiter
 
     settings = make_settings(
@@ -343,11 +347,18 @@ async def test_redis_counts_in_one_round_trip_are_those_of_limits(tmp_path, redi
 
     client.evalsha = counted
     try:
-        pairs = await _hits_against_limits(limiter, 5)
+        yield limiter, calls
     finally:
         client.evalsha = original
         await limiter.storage.reset()
         await client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_counts_in_one_round_trip_are_those_of_limits(tmp_path, redis_url):
+    """One script call per hit; what it counts and reads is what `limits` counts and reads."""
+    async with _redis_limiter(tmp_path, redis_url) as (limiter, calls):
+        pairs = await _hits_against_limits(limiter, 5)
     _check_against_limits(pairs, 3)
     # Our hits: one script each (limits' get_window_stats reads its own script on top).
     assert sum(1 for c in calls if c[0] == limiter._redis_hit.sha) == 5
@@ -357,33 +368,14 @@ async def test_redis_counts_in_one_round_trip_are_those_of_limits(tmp_path, redi
 async def test_redis_hits_of_one_turn_share_a_call_and_each_counts(tmp_path, redis_url):
     """Concurrent hits go in one script call (kit.coalesce) and are counted one by one, in
     the order they were made, across users: nobody's hit is lost or counted twice."""
-    import asyncio
+    from worthline.kit.ratelimit import Policy
 
-    from worthline.kit.ratelimit import Policy, RateLimiter
-
-    settings = make_settings(
-        "sqlite+aiosqlite:///unused.db", tmp_path, redis_url=redis_url, rate_limit_api_read="3/day"
-    )
-    limiter = RateLimiter(settings)
-    client = limiter.storage.bridge.get_connection()
-    calls: list[Any] = []
-    original = client.evalsha
-
-    async def counted(*args: Any) -> Any:
-        calls.append(args)
-        return await original(*args)
-
-    client.evalsha = counted
     identities = ["user:u1"] * 5 + ["user:u2"] * 2
-    try:
+    async with _redis_limiter(tmp_path, redis_url) as (limiter, calls):
         outcomes = await asyncio.gather(
             *(limiter.hit(Policy.API_READ, who) for who in identities), return_exceptions=True
         )
         after = await limiter.hit(Policy.API_READ, "user:u2")
-    finally:
-        client.evalsha = original
-        await limiter.storage.reset()
-        await client.aclose()
     ours = [c for c in calls if c[0] == limiter._redis_hit.sha]
     assert len(ours) == 2  # the seven hits of one turn, then the last one
     assert [getattr(o, "remaining", None) for o in outcomes] == [2, 1, 0, None, None, 2, 1]
