@@ -27,16 +27,20 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    binary = getattr(sys.stderr, "buffer", None)  # a StringIO stand-in has none
-    json_lines = fmt == "json" and binary is not None
-    console = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    renderer = (
-        structlog.processors.JSONRenderer(serializer=_dumps)
-        if json_lines
-        else structlog.processors.JSONRenderer()
+    # The standard library's loggers format text; structlog's own JSON lines are bytes from
+    # orjson, written and flushed one by one as print would (unless stderr is a text-only
+    # stand-in, such as a StringIO).
+    text = (
+        structlog.processors.JSONRenderer()
         if fmt == "json"
-        else console
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    binary = getattr(sys.stderr, "buffer", None)
+    renderer: Any = text
+    factory: Any = structlog.PrintLoggerFactory(sys.stderr)
+    if fmt == "json" and binary is not None:
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+        factory = structlog.BytesLoggerFactory(binary)
     structlog.configure(
         processors=[
             *shared,
@@ -45,12 +49,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        # JSON lines are bytes (orjson), written and flushed one by one as print would.
-        logger_factory=(
-            structlog.BytesLoggerFactory(binary)
-            if json_lines
-            else structlog.PrintLoggerFactory(sys.stderr)
-        ),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     # Route the standard library's loggers (uvicorn, sqlalchemy, alembic) through the same format.
@@ -60,7 +59,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.JSONRenderer() if fmt == "json" else console,  # text
+                text,
             ],
         )
     )
