@@ -42,7 +42,13 @@ from worthline.ledger.journal.syntax import (
 )
 from worthline.ledger.journal.syntax import Movement as JournalMovement
 from worthline.ledger.models import DEFAULT_CODE, Account, BalanceLive, Batch, Movement
-from worthline.ledger.service import EARLIEST, LATEST, NewAccount, account_values
+from worthline.ledger.service import (
+    EARLIEST,
+    LARGEST_BALANCE,
+    LATEST,
+    NewAccount,
+    account_values,
+)
 from worthline.portfolio import series
 from worthline.snapshots import service as snapshots
 from worthline.snapshots.models import ACCOUNT_SYNC
@@ -50,7 +56,6 @@ from worthline.snapshots.models import ACCOUNT_SYNC
 CHUNK = 10_000
 INTEREST_KEY = "interest-rate"
 NAME_KEY = "name"
-LARGEST = 2**63 - 1  # amounts and balances are 64-bit integers in the database
 _EXACT = Context(prec=60)  # exact for any amount that fits 64 bits
 YIELD_EVERY = 64  # transactions between turns of the event loop (a COPY in flight needs them)
 
@@ -130,7 +135,7 @@ class _Account:
         self.line = line
 
     def row(self) -> tuple[Any, ...]:
-        if not -LARGEST - 1 <= self.balance <= LARGEST:
+        if not -LARGEST_BALANCE - 1 <= self.balance <= LARGEST_BALANCE:
             raise JournalError(
                 self.line, 1, f"the balance of {self.path} on {self.day} goes beyond 64 bits"
             )
@@ -369,7 +374,7 @@ def _amount(move: JournalMovement, source: _Account, target: _Account) -> int:
             to_minor(move.amount, source.exponent)
         except ValueError as exc:
             raise JournalError(move.line, 1, str(exc)) from exc
-    if amount > LARGEST:
+    if amount > LARGEST_BALANCE:
         raise JournalError(
             move.line, 1, f"amount {move.amount} {move.commodity} is beyond 64 bits of minor units"
         )
