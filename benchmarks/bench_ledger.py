@@ -105,6 +105,19 @@ def _pct(samples: list[float], p: float) -> float:
 # --------------------------------------------------------------------------- movements
 
 
+def random_movement(rng: random.Random, accounts: list, now: datetime):  # type: ignore[no-untyped-def]
+    """A movement between two of `accounts` (0.01 to 1,000.00), value time up to 30 days back."""
+    from worthline.ledger import service
+
+    a, b = rng.sample(accounts, 2)
+    return service.NewMovement(
+        a.public_id,
+        b.public_id,
+        Decimal(rng.randint(1, 100_000)) / 100,
+        value_time=now - timedelta(days=rng.randint(0, 30)),
+    )
+
+
 async def _movements(url: str, count: int, writers: int) -> None:
     from worthline.kit.db import Database, unit_of_work
     from worthline.ledger import service
@@ -117,13 +130,7 @@ async def _movements(url: str, count: int, writers: int) -> None:
     async def writer(seed: int, n: int) -> None:
         rng = random.Random(seed)
         for _ in range(n):
-            a, b = rng.sample(accounts, 2)
-            spec = service.NewMovement(
-                a.public_id,
-                b.public_id,
-                Decimal(rng.randint(1, 100_000)) / 100,
-                value_time=now - timedelta(days=rng.randint(0, 30)),
-            )
+            spec = random_movement(rng, accounts, now)
             started = time.perf_counter()
             async with unit_of_work(db) as session:
                 await service.record_movements(session, user_id, [spec])

@@ -29,14 +29,13 @@ import sqlite3
 import sys
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ledger import PG_ADMIN, Scratch, _pct, _pg, _user_and_accounts
+from bench_ledger import PG_ADMIN, Scratch, _pct, _pg, _user_and_accounts, random_movement
 
 Transaction = list[tuple[str, Any, bool]]  # (statement, parameters, executemany)
 
@@ -72,13 +71,7 @@ async def _record(url: str, count: int) -> tuple[float, list[Transaction], list[
     latencies: list[float] = []
     started = time.perf_counter()
     for _ in range(count):
-        a, b = rng.sample(accounts, 2)
-        spec = service.NewMovement(
-            a.public_id,
-            b.public_id,
-            Decimal(rng.randint(1, 100_000)) / 100,
-            value_time=now - timedelta(days=rng.randint(0, 30)),
-        )
+        spec = random_movement(rng, accounts, now)
         captured.clear()
         began = time.perf_counter()
         async with unit_of_work(db) as session:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
+
+from worthline.auth.models import User
+from worthline.kit.db import Database, unit_of_work
 
 
 async def account(
@@ -41,3 +45,12 @@ async def move(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def new_user(db: Database) -> uuid.UUID:
+    """A user straight in the database (no login), for tests below the API."""
+    async with unit_of_work(db) as session:
+        user = User(email=f"{uuid.uuid4().hex}@example.com", password_hash="x")
+        session.add(user)
+        await session.flush()
+    return user.id

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from worthline.auth.models import User
+from ledger.factories import new_user
 from worthline.kit import bulk
 from worthline.kit.db import Database, unit_of_work
 from worthline.kit.ids import uuid7
@@ -34,14 +34,6 @@ HEADER = [
     "2020-01-01 commodity SATS",
     "  exponent: 0",
 ]
-
-
-async def _new_user(db: Database) -> uuid.UUID:
-    async with unit_of_work(db) as session:
-        user = User(email=f"{uuid.uuid4().hex}@example.com", password_hash="x")
-        session.add(user)
-        await session.flush()
-    return user.id
 
 
 async def _import(db: Database, user_id: uuid.UUID, lines: list[str]):
@@ -128,7 +120,7 @@ async def test_projection_and_cash_match_brute_force(db, monkeypatch, first, sec
     second import continues rows the first left; else in any order, so that accounts going
     back in time (within a file or before the first's rows) are rebuilt set-wise."""
     monkeypatch.setattr(journal_io, "CHUNK", 3)
-    user_id = await _new_user(db)
+    user_id = await new_user(db)
     if ordered:
         first = sorted(first, key=lambda m: m[3])
         offset = first[-1][3] + 1
@@ -144,7 +136,7 @@ async def test_projection_and_cash_match_brute_force(db, monkeypatch, first, sec
 
 @pytest.mark.parametrize("amount", [2**62 + 1, 2**63 - 1])
 async def test_amounts_near_64_bits_are_exact(db, amount):
-    user_id = await _new_user(db)
+    user_id = await new_user(db)
     result = await _import(
         db,
         user_id,
@@ -186,7 +178,7 @@ async def test_amounts_near_64_bits_are_exact(db, amount):
     ],
 )
 async def test_beyond_64_bits_is_a_journal_error(db, lines, line, words):
-    user_id = await _new_user(db)
+    user_id = await new_user(db)
     with pytest.raises(JournalInvalid) as caught:
         await _import(db, user_id, [*HEADER, *lines])
     assert caught.value.extra["line"] == line, caught.value.extra
@@ -198,7 +190,7 @@ async def test_beyond_64_bits_is_a_journal_error(db, lines, line, words):
 async def test_beyond_64_bits_out_of_date_order_is_a_journal_error(db):
     """An account whose movements go back in time is summed set-wise at the end: a balance
     past 64 bits there is a journal error too (naming the account), never a server error."""
-    user_id = await _new_user(db)
+    user_id = await new_user(db)
     lines = [
         "2024-01-02 * Later",
         f"  Equity:Open:Sats -> Asset:Wallet:Sats {2**62} SATS",
@@ -215,7 +207,7 @@ async def test_a_failed_chunk_in_flight_records_nothing(db, monkeypatch):
     """The database refuses a row of a chunk written while the next is parsed: the import
     fails with that error, after the chunk has stopped, and nothing is left."""
     monkeypatch.setattr(journal_io, "CHUNK", 2)
-    user_id = await _new_user(db)
+    user_id = await new_user(db)
     lines = [*HEADER, *(f"2020-01-01 open {p} GBP" for p in PATHS)]
     for i in range(9):
         lines += [f"2024-01-0{i + 1} * T{i}", f"  {PATHS[0]} -> {PATHS[1]} 1.00 GBP"]
@@ -241,7 +233,7 @@ async def test_bulk_rows_are_stored_as_the_orm_stores_them(db, engine_name):
     """A batch and a movement written by the ORM and the same values by `kit.bulk` read back
     identically (also as raw text on SQLite: ids, times with and without microseconds, a time
     given in another zone, JSON, text that needs escaping)."""
-    user_id = await _new_user(db)
+    user_id = await new_user(db)
     tz = datetime.now(UTC).astimezone().tzinfo
     when = [
         datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
@@ -380,7 +372,7 @@ def test_time_ordered_ids_are_version_7_and_increasing():
 
 @pytest.mark.sqlite_only
 async def test_sqlite_page_cache_is_given_back(db):
-    user_id = await _new_user(db)
+    user_id = await new_user(db)
     async with unit_of_work(db) as session:
         connection = await session.connection()
         before = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar_one()

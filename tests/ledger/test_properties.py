@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from worthline.auth.models import User
+from ledger.factories import new_user
 from worthline.kit.db import Database, unit_of_work
 from worthline.ledger import projections, service
 from worthline.ledger import repository as repo
@@ -39,14 +39,6 @@ operation = st.tuples(
     st.lists(movement, min_size=1, max_size=4),  # more than one: an atomic batch
     st.integers(1, 600),  # knowledge time advances by this many seconds
 )
-
-
-async def _new_user(db: Database) -> uuid.UUID:
-    async with unit_of_work(db) as session:
-        user = User(email=f"{uuid.uuid4().hex}@example.com", password_hash="x")
-        session.add(user)
-        await session.flush()
-    return user.id
 
 
 async def _accounts(db: Database, user_id: uuid.UUID) -> dict[str, list]:
@@ -98,7 +90,7 @@ def setwise(request, monkeypatch):
 )
 @given(operations=st.lists(operation, min_size=1, max_size=12), probes=st.data())
 async def test_projections_and_balances_match_brute_force(db, setwise, operations, probes):
-    user_id = await _new_user(db)  # a fresh tenant per example: nothing else is visible
+    user_id = await new_user(db)  # a fresh tenant per example: nothing else is visible
     accounts = await _accounts(db, user_id)
     history: list[tuple[int, int, int, datetime, datetime]] = []
     knowledge = BASE + timedelta(days=60)
