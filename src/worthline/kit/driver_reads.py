@@ -126,15 +126,11 @@ class DriverReads:
         return tuple(row) if row is not None else None
 
     async def all(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Every row of `stmt` with `params` (PostgreSQL: for the batched reads of
-        `kit.coalesce`; elsewhere a read session)."""
-        if self._postgres:
-            prepared = self._prepare(stmt)
-            return await self._pg_fetch(prepared, prepared.args(params), one=False)
-        db = self._db()
-        assert db is not None, "the Database was dropped"
-        async with db.read_session() as session:
-            return [tuple(row) for row in await session.execute(stmt, dict(params))]
+        """Every row of `stmt` with `params`, on PostgreSQL: the batched reads of
+        `kit.coalesce` (SQLite answers single reads on the calling thread instead)."""
+        assert self._postgres, "batched driver reads are for PostgreSQL"
+        prepared = self._prepare(stmt)
+        return await self._pg_fetch(prepared, prepared.args(params), one=False)
 
     async def _pg_fetch(
         self, prepared: PreparedRead, args: list[Any], *, one: bool
