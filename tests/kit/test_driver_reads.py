@@ -117,7 +117,7 @@ async def test_sqlite_falls_back_to_a_read_session_when_the_fast_read_fails(
     def locked() -> sqlite3.Connection:
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(reads, "_sqlite_connection", locked)
+    monkeypatch.setattr(reads._sqlite, "get", locked)
     assert (await client.get("/users/me", headers=auth["headers"])).status_code == 200
     await _revoke_sessions(db)
     assert_unauthorized(await client.get("/users/me", headers=auth["headers"]), settings)
@@ -128,11 +128,11 @@ async def test_sqlite_reopens_its_connection_after_dispose(client, auth, ctx):
     user_id, session_id = _ids(auth)
     reads = driver_reads(ctx.db)
     assert await repo.user_for_session(ctx.db, user_id, session_id) is not None
-    before = dict(reads._sqlite)
+    before = dict(reads._sqlite._connections)
     assert before
     await ctx.db.dispose()  # a new pool: the file may have been replaced meanwhile
     assert await repo.user_for_session(ctx.db, user_id, session_id) is not None
-    assert set(reads._sqlite.values()).isdisjoint(before.values())
+    assert set(reads._sqlite._connections.values()).isdisjoint(before.values())
     for conn in before.values():
         with pytest.raises(sqlite3.ProgrammingError):
             conn.execute("SELECT 1")

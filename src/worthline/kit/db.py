@@ -163,32 +163,41 @@ class CreatedAt:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=30000",
+)
+
+
+def configure_sqlite(dbapi_connection: Any) -> None:
+    """What every SQLite connection of ours needs: explicit transactions, WAL, foreign keys,
+    and the functions our SQL calls. Takes a sqlite3 connection or SQLAlchemy's adapter of
+    one (`kit.direct` opens its own)."""
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+    # Exact percentages for `kit.sql.change_percent` (PostgreSQL computes them in NUMERIC).
+    dbapi_connection.create_function(SQLITE_PERCENT_FUNCTION, 2, percent_change, deterministic=True)
+    dbapi_connection.create_function(
+        SQLITE_JSON_NUMBER_FUNCTION, 1, _json_number, deterministic=True
+    )
+    dbapi_connection.create_function(
+        SQLITE_ADD_INTEGERS_FUNCTION, 2, _add_integers, deterministic=True
+    )
+
+
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    """WAL, foreign keys, and explicit transactions: `BEGIN IMMEDIATE` for writing sessions, so
-    that SQLite's single writer is taken at the start (no lock upgrade midway, no deadlock)."""
+    """`configure_sqlite` on connect, and explicit transactions: `BEGIN IMMEDIATE` for writing
+    sessions, so that SQLite's single writer is taken at the start (no lock upgrade midway, no
+    deadlock)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA busy_timeout=30000",
-        ):
-            cursor.execute(pragma)
-        cursor.close()
-        # Exact percentages for `kit.sql.change_percent` (PostgreSQL computes them in NUMERIC).
-        dbapi_connection.create_function(
-            SQLITE_PERCENT_FUNCTION, 2, percent_change, deterministic=True
-        )
-        dbapi_connection.create_function(
-            SQLITE_JSON_NUMBER_FUNCTION, 1, _json_number, deterministic=True
-        )
-        dbapi_connection.create_function(
-            SQLITE_ADD_INTEGERS_FUNCTION, 2, _add_integers, deterministic=True
-        )
+        configure_sqlite(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -344,11 +353,10 @@ def is_out_of_range(exc: BaseException) -> bool:
     """An integer the database cannot hold: PostgreSQL's `numeric_value_out_of_range`;
     SQLite's "integer overflow" (an integer `sum()` past 64 bits) or a balance refused for not
     being an integer any more (migration 0010: SQLite's `+` turns an overflow into a float)."""
-    orig = getattr(exc, "orig", None)
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy's wrapper, or the driver's own error
     if (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) == "22003":
         return True
-    message = str(orig) if orig is not None else ""
-    return message in ("integer overflow", "balance out of range")
+    return str(orig) in ("integer overflow", "balance out of range")
 
 
 async def with_retry(

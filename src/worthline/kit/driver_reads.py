@@ -22,58 +22,22 @@ it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
 from sqlalchemy.util import greenlet_spawn
 
 from worthline.kit.db import Database
+from worthline.kit.driver import Prepared, ThreadConnections
 
 try:  # SQLAlchemy 2.1 name; 2.0 spells it `await_only`
     from sqlalchemy.util import await_ as _await
 except ImportError:  # pragma: no cover
     from sqlalchemy.util import await_only as _await
-
-Processor = Callable[[Any], Any] | None
-
-
-class PreparedRead:
-    """One SELECT compiled for one dialect, with the bind and result conversions of its
-    columns' types (so values round-trip exactly as through the ORM)."""
-
-    __slots__ = ("_binds", "_results", "sql")
-
-    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        by_name = {bind.key: bind for bind in compiled.binds.values()}
-        self.sql = str(compiled)
-        self._binds: list[tuple[str, Processor]] = []
-        for name in compiled.positiontup or ():
-            bind = by_name[name]
-            self._binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        self._results: list[Processor] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in stmt.selected_columns
-        ]
-
-    def args(self, params: Mapping[str, Any]) -> list[Any]:
-        return [
-            params[name] if process is None else process(params[name])
-            for name, process in self._binds
-        ]
-
-    def row(self, raw: Any) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip(raw, self._results, strict=True)
-        )
 
 
 class DriverReads:
@@ -87,21 +51,16 @@ class DriverReads:
         self._db = weakref.ref(db)
         self._engine = db.engine
         self._postgres = db.dialect == "postgresql"
-        self._prepared: dict[int, tuple[Select[Any], PreparedRead]] = {}
+        self._prepared: dict[int, tuple[Select[Any], Prepared]] = {}
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
-        self._sqlite_path = _sqlite_file(db) if db.dialect == "sqlite" else None
-        self._sqlite: dict[int, sqlite3.Connection] = {}
-        self._sqlite_pool: weakref.ref[Any] | None = None
-        self._lock = threading.Lock()
-        # The connections go with the Database (or at exit), and when its engine is disposed.
-        weakref.finalize(self, _close_all, self._sqlite)
+        self._sqlite = ThreadConnections(db, _query_only) if db.dialect == "sqlite" else None
 
-    def _prepare(self, stmt: Select[Any]) -> PreparedRead:
+    def _prepare(self, stmt: Select[Any]) -> Prepared:
         entry = self._prepared.get(id(stmt))
         if entry is None or entry[0] is not stmt:
-            entry = (stmt, PreparedRead(stmt, self._engine.dialect))
+            entry = (stmt, Prepared(stmt, self._engine.dialect))
             self._prepared[id(stmt)] = entry
         return entry[1]
 
@@ -111,9 +70,9 @@ class DriverReads:
         if self._postgres:
             rows = await self._pg_fetch(prepared, prepared.args(params), one=True)
             return rows[0] if rows else None
-        if self._sqlite_path is not None:
+        if self._sqlite is not None and self._sqlite.path is not None:
             try:
-                rows = self._sqlite_connection().execute(prepared.sql, prepared.args(params))
+                rows = self._sqlite.get().execute(prepared.sql, prepared.args(params))
                 found = rows.fetchall()  # exhausted: the statement's read snapshot ends here
             except sqlite3.Error:
                 pass  # busy, locked or broken: the regular path waits, or reports it properly
@@ -133,7 +92,7 @@ class DriverReads:
         return await self._pg_fetch(prepared, prepared.args(params), one=False)
 
     async def _pg_fetch(
-        self, prepared: PreparedRead, args: list[Any], *, one: bool
+        self, prepared: Prepared, args: list[Any], *, one: bool
     ) -> list[tuple[Any, ...]]:
         # At most pool_size lookups at once: beyond that, the pool would open overflow
         # connections and close them again at check-in (a new connection per lookup under
@@ -149,7 +108,7 @@ class DriverReads:
             slots = self._slots[loop] = asyncio.Semaphore(max(1, size() if size else 5))
         return slots
 
-    def _pg_rows(self, prepared: PreparedRead, args: list[Any], one: bool) -> list[tuple[Any, ...]]:
+    def _pg_rows(self, prepared: Prepared, args: list[Any], one: bool) -> list[tuple[Any, ...]]:
         # Runs in a greenlet: the pool may have to connect, and checking in may close.
         fairy = self._engine.sync_engine.raw_connection()
         try:
@@ -167,45 +126,10 @@ class DriverReads:
             fairy.close()
         return [prepared.row(raw) for raw in found]
 
-    def _sqlite_connection(self) -> sqlite3.Connection:
-        pool = self._engine.sync_engine.pool
-        if self._sqlite_pool is None or self._sqlite_pool() is not pool:
-            # New, or `Database.dispose()` replaced the engine's pool: reopen (the file may
-            # have been replaced too).
-            with self._lock:
-                _close_all(self._sqlite)
-                self._sqlite_pool = weakref.ref(pool)
-        key = threading.get_ident()
-        conn = self._sqlite.get(key)
-        if conn is None:
-            assert self._sqlite_path is not None
-            conn = sqlite3.connect(
-                self._sqlite_path.as_uri() + "?mode=rw",  # never creates a missing file
-                uri=True,
-                isolation_level=None,  # autocommit: each SELECT is its own read
-                check_same_thread=False,  # only this thread uses it; closed from another
-            )
-            conn.execute("PRAGMA query_only=ON")
-            conn.execute("PRAGMA busy_timeout=0")
-            with self._lock:
-                self._sqlite[key] = conn
-        return conn
 
-
-def _sqlite_file(db: Database) -> Path | None:
-    url = db.engine.url
-    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
-        return None
-    if url.query:
-        return None
-    return Path(url.database).resolve()
-
-
-def _close_all(connections: dict[int, sqlite3.Connection]) -> None:
-    for conn in list(connections.values()):
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-    connections.clear()
+def _query_only(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA query_only=ON")
+    conn.execute("PRAGMA busy_timeout=0")
 
 
 _READERS: weakref.WeakKeyDictionary[Database, DriverReads] = weakref.WeakKeyDictionary()
