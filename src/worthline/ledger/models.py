@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -56,6 +56,24 @@ class Account(CreatedAt, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     opened_on: Mapped[date] = mapped_column(Date)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+
+
+class AccountLike(Protocol):
+    """What recording a movement reads of its accounts: an `Account`, or a row of the same
+    columns (`ledger.direct`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def public_id(self) -> uuid.UUID: ...
+    @property
+    def full_path(self) -> str: ...
+    @property
+    def account_type(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def exponent(self) -> int: ...
 
 
 class Batch(Base):

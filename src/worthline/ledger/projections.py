@@ -102,7 +102,7 @@ def _upsert(rows: Any, dialect: str) -> Any:
 
 
 _UPSERT_ONE = {d: _upsert(_closing_balance_of_day(""), d) for d in ("sqlite", "postgresql")}
-_UPSERT_PAIR = {  # one movement: both of its accounts on its day
+UPSERT_PAIR = {  # one movement: both of its accounts on its day
     d: _upsert(union_all(_closing_balance_of_day("_a"), _closing_balance_of_day("_b")), d)
     for d in ("sqlite", "postgresql")
 }
@@ -117,7 +117,7 @@ _SHIFT_ONE = (
         updated_at=bindparam("now", type_=UTCDateTime()),
     )
 )
-_SHIFT_PAIR = (
+SHIFT_PAIR = (
     update(_TABLE)
     .where(
         _TABLE.c.account_id.in_(
@@ -139,6 +139,39 @@ _SHIFT_PAIR = (
 )
 
 
+def pair_params(
+    deltas: dict[tuple[int, date], int], now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """For the deltas of one movement (two accounts, one day): the parameters of `UPSERT_PAIR`
+    and then `SHIFT_PAIR`, which bring both accounts up to date in two statements. None for
+    any other shape of deltas."""
+    keys = list(deltas)
+    if len(keys) != 2 or keys[0][1] != keys[1][1]:
+        return None
+    (a, day), (b, _) = keys
+    start, end = day_bounds(day)
+    upsert = {
+        "account_a": a,
+        "day_a": day,
+        "start_a": start,
+        "end_a": end,
+        "account_b": b,
+        "day_b": day,
+        "start_b": start,
+        "end_b": end,
+        "now": now,
+    }
+    shift = {
+        "account_a": a,
+        "account_b": b,
+        "day": day,
+        "delta_a": deltas[keys[0]],
+        "delta_b": deltas[keys[1]],
+        "now": now,
+    }
+    return upsert, shift
+
+
 async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:
     """Bring the projection up to date for movements already inserted in this transaction,
     given their net delta per (account, day).
@@ -153,35 +186,10 @@ async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int])
     assert len(deltas) <= SETWISE_THRESHOLD, "use rebuild() for large writes"
     dialect = session.bind.dialect.name
     now = utcnow()
-    keys = list(deltas)
-    if len(keys) == 2 and keys[0][1] == keys[1][1]:
-        (a, day), (b, _) = keys
-        start, end = day_bounds(day)
-        await session.execute(
-            _UPSERT_PAIR[dialect],
-            {
-                "account_a": a,
-                "day_a": day,
-                "start_a": start,
-                "end_a": end,
-                "account_b": b,
-                "day_b": day,
-                "start_b": start,
-                "end_b": end,
-                "now": now,
-            },
-        )
-        await session.execute(
-            _SHIFT_PAIR,
-            {
-                "account_a": a,
-                "account_b": b,
-                "day": day,
-                "delta_a": deltas[keys[0]],
-                "delta_b": deltas[keys[1]],
-                "now": now,
-            },
-        )
+    pair = pair_params(deltas, now)
+    if pair is not None:
+        await session.execute(UPSERT_PAIR[dialect], pair[0])
+        await session.execute(SHIFT_PAIR, pair[1])
         return
     for (account, day), delta in deltas.items():
         start, end = day_bounds(day)

@@ -10,7 +10,7 @@ user's net worth is recomputed before the transaction commits (`portfolio.networ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,16 +36,19 @@ def moved_by(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict[int, int]
     return net
 
 
+BALANCE_COLUMNS = (
+    Account.id,
+    Account.public_id,
+    Account.currency,
+    Account.exponent,
+    Account.account_type,
+    repo.balance_bound(Account.id),
+)
+"""What `balance_events` reads per account: fill the bound balance with `repo.balance_params`."""
+
 # Built once: it runs on every ledger write.
 _NEW_BALANCES = (
-    select(
-        Account.id,
-        Account.public_id,
-        Account.currency,
-        Account.exponent,
-        Account.account_type,
-        repo.balance_bound(Account.id),
-    )
+    select(*BALANCE_COLUMNS)
     .where(
         Account.user_id == bindparam("user_id"),
         Account.id.in_(bindparam("account_ids", expanding=True)),
@@ -54,25 +57,17 @@ _NEW_BALANCES = (
 )
 
 
-async def balances_updated(
-    session: AsyncSession,
+def balance_events(
     user_id: uuid.UUID,
-    account_ids: Collection[int],
-    now: datetime,
+    rows: Iterable[Sequence[Any]],
     *,
     moved: Mapping[int, int] | None = None,
     before: Mapping[int, int] | None = None,
-    future: datetime | None = None,
-) -> None:
-    """Record one `AccountBalanceUpdated` per account: previous balance from `before` (minor
-    units; missing = a new account, 0) or as new balance minus `moved`. `future`: the earliest
-    value time after now among the write's movements (it will move balances later)."""
-    if not account_ids:
-        return
-    rows = await session.execute(
-        _NEW_BALANCES,
-        {"user_id": user_id, "account_ids": list(account_ids), **repo.balance_params(now)},
-    )
+) -> tuple[list[AccountBalanceUpdated], bool, dict[uuid.UUID, str]]:
+    """One `AccountBalanceUpdated` per row of `BALANCE_COLUMNS` (new balances, after the
+    write), with whether an Asset or Liability balance changed and each account's type.
+    The previous balance comes from `before` (minor units; missing = a new account, 0) or is
+    the new one minus `moved`."""
     events = []
     worth_changed = False
     kinds: dict[uuid.UUID, str] = {}
@@ -94,6 +89,29 @@ async def balances_updated(
             )
         )
         worth_changed = worth_changed or (new != previous and account_type in NET_WORTH_TYPES)
+    return events, worth_changed, kinds
+
+
+async def balances_updated(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    account_ids: Collection[int],
+    now: datetime,
+    *,
+    moved: Mapping[int, int] | None = None,
+    before: Mapping[int, int] | None = None,
+    future: datetime | None = None,
+) -> None:
+    """Record one `AccountBalanceUpdated` per account (see `balance_events`). `future`: the
+    earliest value time after now among the write's movements (it will move balances
+    later)."""
+    if not account_ids:
+        return
+    rows = await session.execute(
+        _NEW_BALANCES,
+        {"user_id": user_id, "account_ids": list(account_ids), **repo.balance_params(now)},
+    )
+    events, worth_changed, kinds = balance_events(user_id, rows, moved=moved, before=before)
     await record(session, events)
     counted = any(kind in NET_WORTH_TYPES for kind in kinds.values())
     if worth_changed or (future is not None and counted):

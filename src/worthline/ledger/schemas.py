@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from worthline.kit.money import DecimalString, format_minor
 from worthline.kit.schemas import Day, Timestamp
-from worthline.ledger.models import ACCOUNT_TYPES, DEFAULT_CODE, Account
+from worthline.ledger.models import ACCOUNT_TYPES, DEFAULT_CODE, Account, AccountLike
 
 _CODE = re.compile(r"^[A-Z]{4}:[A-Z]{4}:[A-Z]{4}$")
 
@@ -149,7 +149,7 @@ class MovementOut(BaseModel):
     description: str | None
 
     @classmethod
-    def of(cls, row: dict[str, Any], source: Account, target: Account) -> MovementOut:
+    def of(cls, row: dict[str, Any], source: AccountLike, target: AccountLike) -> MovementOut:
         return cls(
             id=row["id"],
             batch_id=row["batch_id"],

@@ -26,7 +26,7 @@ from worthline.kit.money import from_minor, to_minor
 from worthline.kit.problems import Conflict, NotFound, ValidationProblem
 from worthline.ledger import projections, publish
 from worthline.ledger import repository as repo
-from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
+from worthline.ledger.models import DEFAULT_CODE, Account, AccountLike, Batch, Movement
 from worthline.ledger.paths import parse_path
 from worthline.portfolio import series
 from worthline.portfolio.networth import NET_WORTH_TYPES, net_worth_changed
@@ -62,7 +62,7 @@ def _invalid(loc: Sequence[str | int], msg: str) -> InvalidMovement:
     return InvalidMovement(msg, [{"loc": list(loc), "msg": msg, "type": "value_error"}])
 
 
-def _out_of_range(accounts: Iterable[Account], loc: Sequence[str | int]) -> InvalidMovement:
+def out_of_range(accounts: Iterable[AccountLike], loc: Sequence[str | int]) -> InvalidMovement:
     """A write that would carry a balance, or a day's total, past what the ledger holds."""
     touched = sorted(accounts, key=lambda a: a.full_path)
     largest = ", ".join(
@@ -178,6 +178,49 @@ def check_value_time(value_time: datetime, loc: Sequence[str | int]) -> datetime
     return value_time.astimezone(UTC)
 
 
+def movement_row(
+    spec: NewMovement,
+    source: AccountLike,
+    target: AccountLike,
+    loc: Sequence[str | int],
+    now: datetime,
+    batch_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    """The `movements` row for `spec` between two accounts of the caller, or InvalidMovement
+    (`loc`: where in the request body the movement is)."""
+    if source.id == target.id:
+        raise _invalid([*loc, "to_account_id"], "from and to must be different accounts")
+    if (source.currency, source.exponent) != (target.currency, target.exponent):
+        raise _invalid(
+            [*loc, "to_account_id"],
+            f"currency mismatch: {source.full_path} is {source.currency} "
+            f"(exponent {source.exponent}), {target.full_path} is {target.currency} "
+            f"(exponent {target.exponent})",
+        )
+    if spec.amount <= 0:
+        raise _invalid([*loc, "amount"], "amount must be greater than zero")
+    try:
+        amount = to_minor(spec.amount, source.exponent)
+    except ValueError as exc:
+        raise _invalid(
+            [*loc, "amount"], f"{exc} ({source.currency} allows {-source.exponent})"
+        ) from exc
+    if amount >= 2**62:
+        raise _invalid([*loc, "amount"], "amount is too large")
+    value_time = check_value_time(spec.value_time or now, [*loc, "value_time"])
+    return {
+        "id": uuid7(),
+        "batch_id": batch_id,
+        "from_account_id": source.id,
+        "to_account_id": target.id,
+        "amount": amount,
+        "code": spec.code,
+        "value_time": value_time,
+        "knowledge_time": now,
+        "description": spec.description,
+    }
+
+
 async def record_movements(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -219,42 +262,11 @@ async def _record(
             raise AccountNotFound(spec.from_account_id)
         if target is None:
             raise AccountNotFound(spec.to_account_id)
-        if source.id == target.id:
-            raise _invalid([*loc, "to_account_id"], "from and to must be different accounts")
-        if (source.currency, source.exponent) != (target.currency, target.exponent):
-            raise _invalid(
-                [*loc, "to_account_id"],
-                f"currency mismatch: {source.full_path} is {source.currency} "
-                f"(exponent {source.exponent}), {target.full_path} is {target.currency} "
-                f"(exponent {target.exponent})",
-            )
-        if spec.amount <= 0:
-            raise _invalid([*loc, "amount"], "amount must be greater than zero")
-        try:
-            amount = to_minor(spec.amount, source.exponent)
-        except ValueError as exc:
-            raise _invalid(
-                [*loc, "amount"], f"{exc} ({source.currency} allows {-source.exponent})"
-            ) from exc
-        if amount >= 2**62:
-            raise _invalid([*loc, "amount"], "amount is too large")
-        value_time = check_value_time(spec.value_time or now, [*loc, "value_time"])
-        rows.append(
-            {
-                "id": uuid7(),
-                "batch_id": batch_id,
-                "from_account_id": source.id,
-                "to_account_id": target.id,
-                "amount": amount,
-                "code": spec.code,
-                "value_time": value_time,
-                "knowledge_time": now,
-                "description": spec.description,
-            }
-        )
-        day = value_time.date()
-        deltas[(source.id, day)] -= amount
-        deltas[(target.id, day)] += amount
+        row = movement_row(spec, source, target, loc, now, batch_id)
+        rows.append(row)
+        day = row["value_time"].date()
+        deltas[(source.id, day)] -= row["amount"]
+        deltas[(target.id, day)] += row["amount"]
 
     if batch_id is not None:
         session.add(
@@ -267,7 +279,7 @@ async def _record(
     except DBAPIError as exc:
         if not is_out_of_range(exc):
             raise
-        raise _out_of_range(accounts.values(), loc_base) from exc
+        raise out_of_range(accounts.values(), loc_base) from exc
     by_id = {a.id: a for a in accounts.values()}
     await series.add_movements(session, user_id, rows, by_id)
     touched = set(by_id)

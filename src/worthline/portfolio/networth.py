@@ -9,11 +9,12 @@ time is read from daily projections (`portfolio.series`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Protocol
 
 from sqlalchemy import and_, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -125,7 +126,82 @@ def next_midnight(now: datetime) -> datetime:
     return datetime.combine(now.date() + timedelta(days=1), time(), UTC)
 
 
-def _fraction_text(value: Fraction) -> str:
+class StateLike(Protocol):
+    """What an increment reads of a user's `NetWorthState` (the entity, or a row of it)."""
+
+    @property
+    def currency(self) -> str: ...
+    @property
+    def net_worth(self) -> str: ...
+    @property
+    def account_count(self) -> int: ...
+    @property
+    def computed_at(self) -> datetime: ...
+    @property
+    def exact(self) -> str | None: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+
+
+def incrementable(state: StateLike, now: datetime) -> bool:
+    """Whether a write's changes can be added to the persisted exact value at `now` (see
+    `NetWorthState.valid_until`); otherwise the net worth is recomputed from everything."""
+    return (
+        state.exact is not None
+        and state.valid_until is not None
+        and state.computed_at <= now < state.valid_until
+    )
+
+
+def balance_changes(
+    events: Iterable[object], user_id: uuid.UUID, kinds: Mapping[uuid.UUID, str]
+) -> dict[str, Decimal]:
+    """Per currency, what a write's `AccountBalanceUpdated` events of the user's Asset and
+    Liability accounts (`kinds`: account public id → type) changed."""
+    changes: dict[str, Decimal] = {}
+    for event in events:
+        if (
+            isinstance(event, AccountBalanceUpdated)
+            and event.user_id == user_id
+            and kinds.get(event.account_id) in NET_WORTH_TYPES
+            and event.delta
+        ):
+            changes[event.currency] = changes.get(event.currency, 0) + event.delta
+    return changes
+
+
+def worth_event(
+    user_id: uuid.UUID,
+    state: StateLike | None,
+    *,
+    currency: str,
+    rounded: Decimal,
+    account_count: int,
+) -> PortfolioNetWorthRecalculated | None:
+    """The event for storing `rounded` over `state`, when the figure moved (value, currency
+    or accounts counted), against the previous one: 0 for a user's first (a first value of 0
+    says nothing new, but is kept), and a new base currency restates it (previous = new)."""
+    if state is None:
+        previous = round_to(Fraction(0), places(currency))
+        moved = rounded != 0
+    elif state.currency != currency:
+        previous, moved = rounded, True
+    else:
+        previous = Decimal(state.net_worth)
+        moved = previous != rounded or state.account_count != account_count
+    if not moved:
+        return None
+    return PortfolioNetWorthRecalculated(
+        user_id=user_id,
+        previous_net_worth=previous,
+        new_net_worth=rounded,
+        delta=rounded - previous,
+        currency=currency,
+        account_count=account_count,
+    )
+
+
+def fraction_text(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
@@ -141,47 +217,23 @@ async def _store(
     now: datetime,
     valid_until: datetime | None,
 ) -> None:
-    """Persist the new value and, when the figure moved (value, currency or accounts
-    counted), record `PortfolioNetWorthRecalculated` against the previous one (0 for a user's
-    first; a new base currency restates it: previous = new)."""
+    """Persist the new value, and record `PortfolioNetWorthRecalculated` when it moved
+    (`worth_event`)."""
+    event = worth_event(
+        user_id, state, currency=currency, rounded=rounded, account_count=account_count
+    )
     if state is None:
-        previous = round_to(Fraction(0), places(currency))
-    elif state.currency != currency:
-        previous = rounded
-    else:
-        previous = Decimal(state.net_worth)
-    if state is None:
-        moved = rounded != 0  # a first value of 0 says nothing new (but is kept)
         state = NetWorthState(user_id=user_id)
         session.add(state)
-    else:
-        moved = (
-            state.currency != currency
-            or previous != rounded
-            or state.account_count != account_count
-        )
     state.currency = currency
     state.net_worth = format(rounded, "f")
     state.account_count = account_count
     state.computed_at = now
-    state.exact = _fraction_text(exact)
+    state.exact = fraction_text(exact)
     state.valid_until = valid_until
     await session.flush()
-    if not moved:
-        return
-    await record(
-        session,
-        [
-            PortfolioNetWorthRecalculated(
-                user_id=user_id,
-                previous_net_worth=previous,
-                new_net_worth=rounded,
-                delta=rounded - previous,
-                currency=currency,
-                account_count=account_count,
-            )
-        ],
-    )
+    if event is not None:
+        await record(session, [event])
 
 
 async def recalculate(
@@ -226,13 +278,7 @@ async def _increment(
     of its cost, as long as nothing else moved since (see `NetWorthState.valid_until`).
     False when it cannot be used."""
     state = await session.get(NetWorthState, user_id, populate_existing=True)
-    if (
-        state is None
-        or state.exact is None
-        or state.valid_until is None
-        or now >= state.valid_until
-        or state.computed_at > now
-    ):
+    if state is None or not incrementable(state, now):
         return False
     base = state.currency
     today = now.date()
@@ -390,16 +436,8 @@ def net_worth_changed(
             await serialize_events(s, user_id)
         now = utcnow()
         if not entry.full:
-            changes: dict[str, Decimal] = {}
-            for item in queued(s):
-                event = getattr(item, "event", None)
-                if (
-                    isinstance(event, AccountBalanceUpdated)
-                    and event.user_id == user_id
-                    and entry.kinds.get(event.account_id) in NET_WORTH_TYPES
-                    and event.delta
-                ):
-                    changes[event.currency] = changes.get(event.currency, 0) + event.delta
+            events = (getattr(item, "event", None) for item in queued(s))
+            changes = balance_changes(events, user_id, entry.kinds)
             if await _increment(s, user_id, changes, entry.future, now):
                 return
         await recalculate(s, user_id, now)

@@ -46,7 +46,7 @@ from sqlalchemy.types import NullType
 from worthline.eventstream.service import serialize_events
 from worthline.kit.db import Database, before_commit, unit_of_work, utcnow
 from worthline.kit.sql import add_integer_text
-from worthline.ledger.models import Account, BalanceLive
+from worthline.ledger.models import Account, AccountLike, BalanceLive
 from worthline.market import repository as market_repo
 from worthline.market.fx import DEFAULT_PIVOTS, STALE_AFTER, round_ratio
 from worthline.market.models import PRICE_SCALE, Asset
@@ -130,7 +130,7 @@ def _add_cash(dialect: str) -> Any:
     )
 
 
-_ADD_CASH = {dialect: _add_cash(dialect) for dialect in ("sqlite", "postgresql")}
+ADD_CASH = {dialect: _add_cash(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def _cash_rows(user_id: uuid.UUID, sums: Mapping[tuple[int, str, int], int]) -> list[dict]:
@@ -142,17 +142,12 @@ def _cash_rows(user_id: uuid.UUID, sums: Mapping[tuple[int, str, int], int]) -> 
     ]
 
 
-async def add_movements(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    rows: Iterable[Mapping[str, Any]],
-    accounts: Mapping[int, Account],
-) -> None:
-    """Add movement rows (`from_account_id`, `to_account_id`, `amount` in minor units,
-    `value_time`) to the user's cash changes on Asset and Liability accounts: one upsert that
-    adds to the stored decimal text exactly (`kit.sql.add_integer_text`: a day's sum over
-    many accounts can exceed 64 bits, where SQL integer addition would fail on PostgreSQL and
-    turn into a float on SQLite)."""
+def movement_cash(
+    user_id: uuid.UUID, rows: Iterable[Mapping[str, Any]], accounts: Mapping[int, AccountLike]
+) -> list[dict]:
+    """The `net_worth_cash` rows that movement rows (`from_account_id`, `to_account_id`,
+    `amount` in minor units, `value_time`) add to: their legs on the user's Asset and
+    Liability accounts, summed per day, currency and exponent; zeros left out."""
     sums: dict[tuple[int, str, int], int] = {}
     for row in rows:
         day = epoch_day(row["value_time"].date())
@@ -164,9 +159,22 @@ async def add_movements(
             if account.account_type in NET_WORTH_TYPES:
                 key = (day, account.currency, account.exponent)
                 sums[key] = sums.get(key, 0) + amount
-    values = _cash_rows(user_id, sums)
+    return _cash_rows(user_id, sums)
+
+
+async def add_movements(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    rows: Iterable[Mapping[str, Any]],
+    accounts: Mapping[int, AccountLike],
+) -> None:
+    """Add movement rows to the user's cash changes (`movement_cash`): one upsert (`ADD_CASH`)
+    that adds to the stored decimal text exactly (`kit.sql.add_integer_text`: a day's sum over
+    many accounts can exceed 64 bits, where SQL integer addition would fail on PostgreSQL and
+    turn into a float on SQLite)."""
+    values = movement_cash(user_id, rows, accounts)
     if values:
-        statement = _ADD_CASH[session.bind.dialect.name]
+        statement = ADD_CASH[session.bind.dialect.name]
         await session.execute(statement, values[0] if len(values) == 1 else values)
 
 
