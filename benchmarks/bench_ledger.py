@@ -119,27 +119,29 @@ def random_movement(rng: random.Random, accounts: list, now: datetime):  # type:
 
 
 async def _movements(url: str, count: int, writers: int) -> None:
-    from worthline.kit.db import Database, unit_of_work
-    from worthline.ledger import service
+    from worthline.kit.db import Database
+    from worthline.ledger import direct
 
     db = Database(url)
     user_id, accounts = await _user_and_accounts(db, 100)
     now = datetime.now(UTC)
     latencies: list[float] = []
 
-    async def writer(seed: int, n: int) -> None:
+    def specs(seed: int, n: int) -> list:  # drawn before the clock starts
         rng = random.Random(seed)
-        for _ in range(n):
-            spec = random_movement(rng, accounts, now)
+        return [random_movement(rng, accounts, now) for _ in range(n)]
+
+    async def writer(todo: list) -> None:
+        for spec in todo:
             started = time.perf_counter()
-            async with unit_of_work(db) as session:
-                await service.record_movements(session, user_id, [spec])
+            await direct.record_movement(db, user_id, spec)  # one transaction each
             latencies.append(time.perf_counter() - started)
 
-    await writer(999, 200)  # warm-up: connections, statement caches
+    await writer(specs(999, 200))  # warm-up: connections, statement caches
     latencies.clear()
+    work = [specs(s, count // writers) for s in range(writers)]
     started = time.perf_counter()
-    await asyncio.gather(*(writer(s, count // writers) for s in range(writers)))
+    await asyncio.gather(*(writer(todo) for todo in work))
     elapsed = time.perf_counter() - started
     done = len(latencies)
     print(

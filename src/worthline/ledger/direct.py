@@ -1,0 +1,275 @@
+"""One movement in a transaction of its own: `POST /movements`, and the way to record single
+movements from Python.
+
+On SQLite the movement is recorded straight on the driver (`kit.direct`): the statements of
+`service.record_movements` for one movement (the same prebuilt SQL and the same rules, shared
+with it), run on the calling thread in one transaction, without SQLAlchemy's session. That is
+~10× faster than the ORM path, whose session, ORM and thread hand-offs cost twenty times what
+SQLite does. Everything the regular path keeps up to date is kept in the same transaction: the
+movement, `balances_live`, the net-worth cash series, the `AccountBalanceUpdated` events and
+the persisted net worth (with its event), delivered once committed.
+
+The regular path (a unit of work around `service.record_movements`) takes over, with nothing
+written here, on PostgreSQL, and on SQLite when:
+- another process holds SQLite's write lock (a CLI journal import): it waits on aiosqlite's
+  thread rather than with the event loop blocked;
+- the user's net worth cannot simply be added to: the first write after midnight (prices and
+  rates of a new day), after an account was opened, or a change in a currency other than the
+  user's base currency (it needs that day's rates). The regular path recomputes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, insert, select, update
+
+from worthline.eventstream.events import (
+    PortfolioNetWorthRecalculated,
+    RecordedEvent,
+    to_payload,
+)
+from worthline.eventstream.models import EventRecord
+from worthline.kit.db import Database, is_out_of_range, unit_of_work, utcnow
+from worthline.kit.direct import Transaction, WriterBusy, direct_writer
+from worthline.ledger import projections, publish, service
+from worthline.ledger import repository as repo
+from worthline.ledger.models import Account, Movement
+from worthline.market.fx import round_to
+from worthline.portfolio import networth, series
+from worthline.portfolio.models import NetWorthCash, NetWorthState
+from worthline.portfolio.valuation import places
+
+_LOC = ["body"]
+
+
+class AccountRow(NamedTuple):
+    """An account as a movement reads it (`models.AccountLike`)."""
+
+    id: int
+    public_id: uuid.UUID
+    full_path: str
+    account_type: str
+    currency: str
+    exponent: int
+
+
+class StateRow(NamedTuple):
+    """A user's `NetWorthState` as an increment reads it (`networth.StateLike`)."""
+
+    currency: str
+    net_worth: str
+    account_count: int
+    computed_at: datetime
+    exact: str | None
+    valid_until: datetime | None
+
+
+class _RegularPath(Exception):
+    """This movement needs the regular path; the transaction rolls back, nothing written."""
+
+
+def _bound(table: Any, names: list[str], **renamed: str) -> dict[str, Any]:
+    """Bind parameters for the `names` columns of `table` (typed as the columns)."""
+    return {name: bindparam(renamed.get(name, name), type_=table.c[name].type) for name in names}
+
+
+# Built once, compiled once per process (`kit.direct`).
+_ACCOUNTS = select(
+    Account.id,
+    Account.public_id,
+    Account.full_path,
+    Account.account_type,
+    Account.currency,
+    Account.exponent,
+).where(
+    Account.user_id == bindparam("user_id"),
+    Account.public_id.in_(
+        [bindparam(key, type_=Account.public_id.type) for key in ("from_id", "to_id")]
+    ),
+)
+_INSERT_MOVEMENT = insert(Movement).values(
+    _bound(Movement.__table__, [c.name for c in Movement.__table__.columns])
+)
+_NEW_BALANCES = (
+    select(*publish.BALANCE_COLUMNS)
+    .where(Account.id.in_([bindparam("account_a"), bindparam("account_b")]))
+    .order_by(Account.id)
+)
+_EVENT_COLUMNS = ["user_id", "type", "payload", "created_at"]
+_INSERT_EVENTS = {  # two balance events, and the net worth's when it moved
+    n: insert(EventRecord)
+    .values(
+        [
+            _bound(EventRecord.__table__, _EVENT_COLUMNS, **{c: f"{c}_{i}" for c in _EVENT_COLUMNS})
+            for i in range(n)
+        ]
+    )
+    .returning(EventRecord.id)
+    for n in (2, 3)
+}
+_STATE = select(
+    NetWorthState.currency,
+    NetWorthState.net_worth,
+    NetWorthState.account_count,
+    NetWorthState.computed_at,
+    NetWorthState.exact,
+    NetWorthState.valid_until,
+).where(NetWorthState.user_id == bindparam("user_id"))
+_STORE_STATE = (
+    update(NetWorthState)
+    .where(NetWorthState.user_id == bindparam("state_user"))
+    .values(
+        _bound(
+            NetWorthState.__table__,
+            ["net_worth", "exact", "computed_at", "valid_until"],
+            net_worth="new_net_worth",
+            exact="new_exact",
+            computed_at="new_computed_at",
+            valid_until="new_valid_until",
+        )
+    )
+)
+_ADD_CASH_ROW = series.ADD_CASH["sqlite"].values(
+    _bound(NetWorthCash.__table__, ["user_id", "day", "currency", "exponent", "change"])
+)
+
+
+async def record_movement(
+    db: Database, user_id: uuid.UUID, spec: service.NewMovement, now: datetime | None = None
+) -> dict[str, Any]:
+    """Record one movement in a transaction of its own and return its row, with
+    `from_account` and `to_account` (as `service.record_movements` does); the events go out
+    once it has committed. Problems as `service.record_movements` raises them."""
+    now = now or utcnow()
+    writer = direct_writer(db)
+    if writer is not None:
+        try:
+            async with writer.transaction() as txn:
+                row, recorded = _record(txn, user_id, spec, now)
+        except (WriterBusy, _RegularPath):
+            pass
+        else:
+            if recorded and db.on_commit is not None:
+                await db.on_commit(recorded)
+            return row
+    async with unit_of_work(db) as session:
+        _, rows = await service.record_movements(session, user_id, [spec], now=now)
+    return rows[0]
+
+
+def _record(
+    txn: Transaction, user_id: uuid.UUID, spec: service.NewMovement, now: datetime
+) -> tuple[dict[str, Any], list[RecordedEvent]]:
+    """The movement's statements (no `await`: see `kit.direct`)."""
+    found = {
+        row.public_id: row
+        for row in map(
+            AccountRow._make,
+            txn.rows(
+                _ACCOUNTS,
+                {"user_id": user_id, "from_id": spec.from_account_id, "to_id": spec.to_account_id},
+            ),
+        )
+    }
+    source = found.get(spec.from_account_id)
+    target = found.get(spec.to_account_id)
+    if source is None:
+        raise service.AccountNotFound(spec.from_account_id)
+    if target is None:
+        raise service.AccountNotFound(spec.to_account_id)
+    row = service.movement_row(spec, source, target, _LOC, now, None)
+    txn.run(_INSERT_MOVEMENT, row)
+
+    day = row["value_time"].date()
+    pair = projections.pair_params(
+        {(source.id, day): -row["amount"], (target.id, day): row["amount"]}, now
+    )
+    assert pair is not None  # two accounts, one day
+    try:
+        txn.run(projections.UPSERT_PAIR["sqlite"], pair[0])
+        txn.run(projections.SHIFT_PAIR, pair[1])
+    except Exception as exc:
+        if not is_out_of_range(exc):
+            raise
+        raise service.out_of_range([source, target], _LOC) from exc
+    accounts = {source.id: source, target.id: target}
+    for cash in series.movement_cash(user_id, [row], accounts):
+        txn.run(_ADD_CASH_ROW, cash)
+
+    balances = txn.rows(
+        _NEW_BALANCES,
+        {"account_a": source.id, "account_b": target.id, **repo.balance_params(now)},
+    )
+    events, worth_changed, kinds = publish.balance_events(
+        user_id, balances, moved=publish.moved_by([row], now)
+    )
+    future = row["value_time"] if row["value_time"] > now else None
+    counted = any(kind in networth.NET_WORTH_TYPES for kind in kinds.values())
+    if worth_changed or (future is not None and counted):  # as `publish.balances_updated`
+        changes = networth.balance_changes(events, user_id, kinds)
+        worth = _add_to_net_worth(txn, user_id, changes, future, utcnow())
+        if worth is not None:
+            events.append(worth)
+
+    params: dict[str, Any] = {}
+    for i, event in enumerate(events):
+        params[f"user_id_{i}"] = event.user_id
+        params[f"type_{i}"] = type(event).__name__
+        params[f"payload_{i}"] = to_payload(event)
+        params[f"created_at_{i}"] = now
+    # One INSERT for all: its rows are numbered in the order given (AUTOINCREMENT), whatever
+    # order RETURNING reports them in.
+    ids = sorted(event_id for (event_id,) in txn.rows(_INSERT_EVENTS[len(events)], params))
+    recorded = [RecordedEvent(i, e, now) for i, e in zip(ids, events, strict=True)]
+    row["from_account"] = source
+    row["to_account"] = target
+    return row, recorded
+
+
+def _add_to_net_worth(
+    txn: Transaction,
+    user_id: uuid.UUID,
+    changes: dict[str, Decimal],
+    future: datetime | None,
+    now: datetime,
+) -> PortfolioNetWorthRecalculated | None:
+    """`networth._increment` for changes in the user's base currency (the event when the
+    figure moved); `_RegularPath` when the persisted value cannot simply be added to. `now`:
+    the clock when the net worth is stored, as `networth.net_worth_changed` takes it (a
+    movement's knowledge time may be given)."""
+    found = txn.first(_STATE, {"user_id": user_id})
+    state = StateRow._make(found) if found is not None else None
+    if state is None or not networth.incrementable(state, now):
+        raise _RegularPath
+    if any(change and currency != state.currency for currency, change in changes.items()):
+        raise _RegularPath  # converting needs the day's rates
+    assert state.exact is not None
+    exact = Fraction(state.exact)
+    for change in changes.values():
+        exact += Fraction(change)
+    rounded = round_to(exact, places(state.currency))
+    assert state.valid_until is not None
+    valid_until = state.valid_until if future is None else min(state.valid_until, future)
+    event = networth.worth_event(
+        user_id,
+        state,
+        currency=state.currency,
+        rounded=rounded,
+        account_count=state.account_count,
+    )
+    txn.run(
+        _STORE_STATE,
+        {
+            "state_user": user_id,
+            "new_net_worth": format(rounded, "f"),
+            "new_exact": networth.fraction_text(exact),
+            "new_computed_at": now,
+            "new_valid_until": valid_until,
+        },
+    )
+    return event
