@@ -217,15 +217,16 @@ def _record(
             events.append(worth)
 
     params: dict[str, Any] = {}
+    recorded_at = utcnow()  # as `eventstream.service.record` stamps them
     for i, event in enumerate(events):
         params[f"user_id_{i}"] = event.user_id
         params[f"type_{i}"] = type(event).__name__
         params[f"payload_{i}"] = to_payload(event)
-        params[f"created_at_{i}"] = now
+        params[f"created_at_{i}"] = recorded_at
     # One INSERT for all: its rows are numbered in the order given (AUTOINCREMENT), whatever
     # order RETURNING reports them in.
     ids = sorted(event_id for (event_id,) in txn.rows(_INSERT_EVENTS[len(events)], params))
-    recorded = [RecordedEvent(i, e, now) for i, e in zip(ids, events, strict=True)]
+    recorded = [RecordedEvent(i, e, recorded_at) for i, e in zip(ids, events, strict=True)]
     row["from_account"] = source
     row["to_account"] = target
     return row, recorded
