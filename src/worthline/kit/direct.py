@@ -29,8 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -38,7 +36,7 @@ import structlog
 from sqlalchemy.sql import Executable
 
 from worthline.kit.db import Database, configure_sqlite
-from worthline.kit.driver import Prepared, ThreadConnections
+from worthline.kit.driver import PerDatabase, Prepared, ThreadConnections
 from worthline.kit.sqlite_driver import TURN_TIMEOUT, OneTripDBAPI
 
 CHECKPOINT_EVERY = 100
@@ -153,8 +151,7 @@ def _writer_setup(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_autocheckpoint=0")  # `DirectWriter._checkpoint` does it
 
 
-_WRITERS: weakref.WeakKeyDictionary[Database, DirectWriter] = weakref.WeakKeyDictionary()
-_WRITERS_LOCK = threading.Lock()
+_writers = PerDatabase(DirectWriter)
 
 
 def direct_writer(db: Database) -> DirectWriter | None:
@@ -162,10 +159,5 @@ def direct_writer(db: Database) -> DirectWriter | None:
     other engines or where it cannot be used."""
     if db.dialect != "sqlite":
         return None
-    writer = _WRITERS.get(db)
-    if writer is None:
-        with _WRITERS_LOCK:
-            writer = _WRITERS.get(db)
-            if writer is None:
-                writer = _WRITERS[db] = DirectWriter(db)
+    writer = _writers(db)
     return writer if writer.available else None

@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
@@ -144,3 +144,24 @@ def _close_all(connections: dict[int, sqlite3.Connection]) -> None:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
     connections.clear()
+
+
+T = TypeVar("T")
+
+
+class PerDatabase(Generic[T]):
+    """One `make(db)` per `Database`, made on first use (from any thread) and dropped with it."""
+
+    def __init__(self, make: Callable[[Database], T]) -> None:
+        self._make = make
+        self._made: weakref.WeakKeyDictionary[Database, T] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, db: Database) -> T:
+        made = self._made.get(db)
+        if made is None:
+            with self._lock:
+                made = self._made.get(db)
+                if made is None:
+                    made = self._made[db] = self._make(db)
+        return made

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +31,7 @@ from sqlalchemy import Select
 from sqlalchemy.util import greenlet_spawn
 
 from worthline.kit.db import Database
-from worthline.kit.driver import Prepared, ThreadConnections
+from worthline.kit.driver import PerDatabase, Prepared, ThreadConnections
 
 try:  # SQLAlchemy 2.1 name; 2.0 spells it `await_only`
     from sqlalchemy.util import await_ as _await
@@ -132,16 +131,5 @@ def _query_only(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA busy_timeout=0")
 
 
-_READERS: weakref.WeakKeyDictionary[Database, DriverReads] = weakref.WeakKeyDictionary()
-_READERS_LOCK = threading.Lock()
-
-
-def driver_reads(db: Database) -> DriverReads:
-    """The `DriverReads` of `db`, made on first use and dropped with it."""
-    reader = _READERS.get(db)
-    if reader is None:
-        with _READERS_LOCK:
-            reader = _READERS.get(db)
-            if reader is None:
-                reader = _READERS[db] = DriverReads(db)
-    return reader
+driver_reads = PerDatabase(DriverReads)
+"""`driver_reads(db)`: the `DriverReads` of `db`, made on first use and dropped with it."""
