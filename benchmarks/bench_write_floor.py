@@ -5,10 +5,12 @@
 
 1. A fresh database with one user and 100 accounts is cloned (the SQLite file copied; on
    PostgreSQL `CREATE DATABASE ... TEMPLATE`), so both copies hold the same ids.
-2. `--count` single movements are recorded in the first copy as `bench_ledger.py movements`
-   records them (`ledger.service.record_movements`, one unit of work each; random pairs of the
-   100 accounts, value times up to 30 days back), and every statement each transaction sends
-   to the driver is captured with its parameters, as the driver received them.
+2. `--count` single movements are recorded in the first copy through the regular path
+   (`ledger.service.record_movements`, one unit of work each; random pairs of the 100
+   accounts, value times up to 30 days back), and every statement each transaction sends to
+   the driver is captured with its parameters, as the driver received them. (On SQLite,
+   `bench_ledger.py movements` and `POST /movements` now take `ledger.direct` instead: these
+   statements, run on the driver, as the replay below does.)
 3. Those transactions are replayed on the clone straight on the driver: the same statements
    and parameters, on the same rows, each transaction committed (sqlite3 with the app's
    pragmas on the calling thread; one asyncpg connection). Nothing else runs: no SQLAlchemy,
