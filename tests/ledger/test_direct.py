@@ -31,7 +31,7 @@ from worthline.eventstream.events import RecordedEvent
 from worthline.eventstream.models import EventRecord
 from worthline.kit import direct as kit_direct
 from worthline.kit.db import Database, unit_of_work, utcnow
-from worthline.ledger import direct, service
+from worthline.ledger import direct, repository, service
 from worthline.ledger.models import Account, BalanceLive, Movement
 from worthline.portfolio import series
 from worthline.portfolio.models import NetWorthCash, NetWorthState
@@ -302,16 +302,10 @@ async def test_direct_writers_queue_with_regular_writers(db):
         *(regular_batch() for _ in range(10)),
     )
     async with db.read_session() as session:
-        balances = await _balances(session, [a.id, b.id])
+        balances = await repository.balances_at(session, [a.id, b.id], utcnow() + timedelta(days=1))
         ids = list(await session.scalars(select(EventRecord.id).order_by(EventRecord.id)))
     assert balances == {a.id: -(40 + 5) * 100, b.id: (40 + 5) * 100}
     assert len(ids) == len(set(ids))
-
-
-async def _balances(session: Any, ids: list[int]) -> dict[int, int]:
-    from worthline.ledger import repository
-
-    return await repository.balances_at(session, ids, utcnow() + timedelta(days=1))
 
 
 async def test_checkpoints_run_off_the_event_loop(db, monkeypatch):

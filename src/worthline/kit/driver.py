@@ -6,7 +6,7 @@ everywhere else; only the execution is theirs. `Prepared` keeps what that needs:
 the bind processors in the driver's positional order and the result processors of the columns
 returned, so values round-trip exactly as through the ORM (UUIDs, UTC datetimes, JSON,
 decimals). `ThreadConnections` opens sqlite3 connections to the database's file, one per
-thread.
+thread; `PerDatabase` keeps one such helper per `Database`.
 """
 
 from __future__ import annotations
