@@ -1,12 +1,13 @@
-"""Single movements straight on the SQLite driver (`ledger.direct`, `kit.direct`).
+"""Single movements straight on the driver (`ledger.direct`, `kit.direct`), on both engines.
 
 The direct path must leave exactly what the regular path (a unit of work around
 `service.record_movements`) leaves: movements, `balances_live`, the net-worth cash series and
 state, and the events, in order. The property below records the same random movements for two
 users with the same accounts, one through each path, and compares everything. The other tests
-cover what only the direct path has: falling back when another process holds the write lock,
-rolling back on failure, delivering events after the commit, queueing with other writers, and
-checkpointing the WAL off the event loop.
+cover what only the direct path has: rolling back on failure, delivering events after the
+commit, queueing with other writers, falling back to the regular path (SQLite: another process
+holds the write lock; PostgreSQL: every direct connection is in use), checkpointing the WAL off
+the event loop (SQLite), and the statements each PostgreSQL connection prepares.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from worthline.ledger import direct, repository, service
 from worthline.ledger.models import Account, BalanceLive, Movement
 from worthline.portfolio import series
 from worthline.portfolio.models import NetWorthCash, NetWorthState
-
-pytestmark = pytest.mark.sqlite_only
 
 PATHS = {
     "GBP": [
@@ -132,8 +131,8 @@ async def test_direct_path_leaves_what_the_regular_path_leaves(db, monkeypatch, 
     taken = []
     record = direct._record
 
-    def counting(*args: Any) -> Any:
-        result = record(*args)
+    async def counting(*args: Any) -> Any:
+        result = await record(*args)
         taken.append(True)  # reached only when the direct transaction commits
         return result
 
@@ -200,6 +199,7 @@ def _file(db: Database) -> Path:
     return Path(db.engine.url.database)
 
 
+@pytest.mark.sqlite_only
 async def test_another_process_holding_the_write_lock_sends_it_the_regular_way(db, monkeypatch):
     user_id, a, b = await _two_accounts(db)
     busy = []
@@ -308,19 +308,20 @@ async def test_direct_writers_queue_with_regular_writers(db):
     assert len(ids) == len(set(ids))
 
 
+@pytest.mark.sqlite_only
 async def test_checkpoints_run_off_the_event_loop(db, monkeypatch):
     user_id, a, b = await _two_accounts(db)
     monkeypatch.setattr(kit_direct, "CHECKPOINT_EVERY", 5)
     threads: list[str] = []
     done = threading.Event()
-    checkpoint = kit_direct.DirectWriter._checkpoint
+    checkpoint = kit_direct.SqliteWriter._checkpoint
 
     def watching(self: Any) -> None:
         threads.append(threading.current_thread().name)
         checkpoint(self)
         done.set()
 
-    monkeypatch.setattr(kit_direct.DirectWriter, "_checkpoint", watching)
+    monkeypatch.setattr(kit_direct.SqliteWriter, "_checkpoint", watching)
     for _ in range(6):  # the first goes the regular way (the user's first net worth)
         await direct.record_movement(
             db, user_id, service.NewMovement(a.public_id, b.public_id, Decimal("1"))
@@ -402,3 +403,57 @@ async def test_the_endpoint_answers_as_before(client, auth):
     assert body["value_time"].startswith(when.strftime("%Y-%m-%dT%H:%M:%S"))
     listed = await client.get(f"/accounts/{source['id']}/movements", headers=headers)
     assert [m["id"] for m in listed.json()["movements"]] == [body["id"]]
+
+
+def _counting_direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A list that grows by one for every movement the direct path commits."""
+    taken: list[bool] = []
+    record = direct._record
+
+    async def counting(*args: Any) -> Any:
+        result = await record(*args)
+        taken.append(True)
+        return result
+
+    monkeypatch.setattr(direct, "_record", counting)
+    return taken
+
+
+@pytest.mark.postgres_only
+async def test_with_every_direct_connection_in_use_it_goes_the_regular_way(db, monkeypatch):
+    user_id, a, b = await _two_accounts(db)
+    spec = service.NewMovement(a.public_id, b.public_id, Decimal("2"))
+    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    taken = _counting_direct(monkeypatch)
+    writer = kit_direct.direct_writer(db)
+    assert isinstance(writer, kit_direct.PostgresWriter)
+    await direct.record_movement(db, user_id, spec)
+    assert len(taken) == 1
+    monkeypatch.setattr(writer, "_in_use", writer.size)  # all taken: no waiting for one
+    row = await direct.record_movement(db, user_id, spec)
+    assert len(taken) == 1 and row["amount"] == 200
+    async with db.read_session() as session:
+        balances = await repository.balances_at(session, [a.id, b.id], utcnow())
+    assert balances == {a.id: -600, b.id: 600}
+
+
+@pytest.mark.postgres_only
+async def test_a_connection_unsure_of_its_prepared_statements_is_discarded(db, monkeypatch):
+    """A connection prepares each statement in the batch that first runs it. When that batch
+    fails, which of them exist is not known, so the connection is not used again (preparing
+    one twice would fail every later movement on it)."""
+    user_id, a, b = await _two_accounts(db)
+    back = service.NewMovement(b.public_id, a.public_id, Decimal("1"))
+    big = service.NewMovement(a.public_id, b.public_id, Decimal(2**62 - 1).scaleb(-2))
+    await direct.record_movement(db, user_id, back)  # the user's first net worth, in full
+    taken = _counting_direct(monkeypatch)
+    await direct.record_movement(db, user_id, big)
+    await direct.record_movement(db, user_id, big)  # b: 2^63 - 102 minor units
+    writer = kit_direct.direct_writer(db)
+    assert isinstance(writer, kit_direct.PostgresWriter)
+    await writer._engine.dispose()  # a new connection, which has prepared nothing
+    over = service.NewMovement(a.public_id, b.public_id, Decimal("2"))
+    with pytest.raises(service.InvalidMovement):  # fails in the batch preparing the writes
+        await direct.record_movement(db, user_id, over)
+    row = await direct.record_movement(db, user_id, back)
+    assert row["amount"] == 100 and len(taken) == 3

@@ -1,5 +1,7 @@
 """Concurrent writers over a few shared accounts: every request succeeds (no deadlock or
-serialisation failure reaches a caller), no update is lost, and the invariants hold."""
+serialisation failure reaches a caller), no update is lost, and the invariants hold. Half of
+the writers take the regular path (a unit of work), half the direct one (`ledger.direct`, as
+`POST /movements` does)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy import select, text
 from worthline.auth.models import User
 from worthline.eventstream.models import EventRecord
 from worthline.kit.db import Database, unit_of_work
-from worthline.ledger import projections, service
+from worthline.ledger import direct, projections, service
 from worthline.ledger import repository as repo
 from worthline.ledger.models import BalanceLive, Movement
 
@@ -23,7 +25,7 @@ EACH = 25
 
 
 @pytest.mark.postgres_only
-async def test_concurrent_writers_on_shared_accounts(db: Database):
+async def test_concurrent_writers_on_shared_accounts(db: Database, monkeypatch: pytest.MonkeyPatch):
     async with unit_of_work(db) as session:
         user = User(email="race@example.com", password_hash="x")
         session.add(user)
@@ -39,6 +41,15 @@ async def test_concurrent_writers_on_shared_accounts(db: Database):
         ]
     base = datetime(2025, 6, 1, tzinfo=UTC)
     failures: list[BaseException] = []
+    taken: list[bool] = []  # movements the direct path committed
+    record = direct._record
+
+    async def counting(*args: object) -> object:
+        result = await record(*args)  # type: ignore[arg-type]
+        taken.append(True)
+        return result
+
+    monkeypatch.setattr(direct, "_record", counting)
 
     async def writer(seed: int) -> None:
         rng = random.Random(seed)
@@ -46,25 +57,24 @@ async def test_concurrent_writers_on_shared_accounts(db: Database):
             a, b = rng.sample(accounts, 2)
             # Backdated and same-day movements, so that the later-rows UPDATE overlaps.
             value_time = base + timedelta(days=rng.randint(0, 20), seconds=rng.randint(0, 86399))
+            spec = service.NewMovement(
+                a.public_id,
+                b.public_id,
+                Decimal(rng.randint(1, 10_000)) / 100,
+                value_time=value_time,
+            )
             try:
-                async with unit_of_work(db) as session:
-                    await service.record_movements(
-                        session,
-                        user.id,
-                        [
-                            service.NewMovement(
-                                a.public_id,
-                                b.public_id,
-                                Decimal(rng.randint(1, 10_000)) / 100,
-                                value_time=value_time,
-                            )
-                        ],
-                    )
+                if seed % 2:
+                    await direct.record_movement(db, user.id, spec)
+                else:
+                    async with unit_of_work(db) as session:
+                        await service.record_movements(session, user.id, [spec])
             except BaseException as exc:  # any failure fails the test below
                 failures.append(exc)
 
     await asyncio.gather(*(writer(seed) for seed in range(WRITERS)))
     assert failures == []
+    assert len(taken) > WRITERS * EACH // 4  # most direct writers' movements went direct
 
     ids = [a.id for a in accounts]
     async with db.read_session() as session:

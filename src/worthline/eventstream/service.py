@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import BigInteger, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.eventstream.events import (
@@ -36,6 +36,15 @@ TICKET_PREFIX = "wl_evt_"
 REPLAY_PAGE = 500
 
 
+SERIALIZE_EVENTS = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
+"""What `serialize_events` runs (PostgreSQL), with `serialize_key(user_id)`."""
+
+
+def serialize_key(user_id: uuid.UUID) -> dict[str, int]:
+    """The parameters of `SERIALIZE_EVENTS` for `user_id`'s events."""
+    return {"key": int.from_bytes(user_id.bytes[:8], "big", signed=True)}
+
+
 async def serialize_events(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Make this transaction's events of `user_id` commit in id order (PostgreSQL).
 
@@ -46,8 +55,7 @@ async def serialize_events(session: AsyncSession, user_id: uuid.UUID) -> None:
     one writer at a time already."""
     if session.bind.dialect.name != "postgresql":
         return
-    key = int.from_bytes(user_id.bytes[:8], "big", signed=True)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    await session.execute(SERIALIZE_EVENTS, serialize_key(user_id))
 
 
 async def record(session: AsyncSession, events: Sequence[Event]) -> list[RecordedEvent]:

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     """Default: `sqlite+aiosqlite:///<data_dir>/worthline.db`."""
     redis_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1, le=1000)
-    """PostgreSQL connections each worker keeps open once used."""
+    """PostgreSQL connections each worker keeps open once used; single movements
+    (`kit.direct`) keep up to as many again of their own."""
     db_max_overflow: int = Field(default=20, ge=0, le=1000)
     """PostgreSQL connections a worker may open beyond the pool at busy moments; each is
     closed again when given back (a connection per request under sustained load: raise the

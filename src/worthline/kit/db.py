@@ -249,6 +249,7 @@ class Database:
         self._write = async_sessionmaker(writer, expire_on_commit=False, autoflush=False)
         # Called with what the unit of work queued by `after_commit`, once it has committed.
         self.on_commit: Callable[[list[Any]], Awaitable[None]] | None = None
+        self._on_dispose: list[Callable[[], Awaitable[None]]] = []
 
     def read_session(self) -> ReadSession:
         return ReadSession(self._read())
@@ -268,8 +269,14 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    def on_dispose(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Have `dispose()` also run `close` (a helper's own connections, `kit.direct`)."""
+        self._on_dispose.append(close)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        for close in self._on_dispose:
+            await close()
 
 
 _AFTER_COMMIT = "worthline.after_commit"
@@ -344,7 +351,8 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, de
 
 
 def is_retryable(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
+    """A serialisation failure or deadlock: SQLAlchemy's wrapper, or the driver's own error."""
+    orig = getattr(exc, "orig", exc)
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code in RETRYABLE_SQLSTATES
 

@@ -1,87 +1,136 @@
-"""Short writing transactions straight on the SQLite driver, on the calling thread.
+"""Short writing transactions straight on the driver, in as few trips as the engine allows.
 
-One movement through the ORM session took ~4 ms on SQLite, while its ten statements take
-~0.2 ms inside SQLite (`benchmarks/bench_write_floor.py`). The rest was SQLAlchemy's session,
-ORM and result machinery, and for every statement a hand-off to aiosqlite's thread and back
-(0.1–0.2 ms of wake-ups each on a shared VM). A `DirectWriter` runs a whole short transaction
-on a sqlite3 connection of the calling thread instead, with statements built as SQLAlchemy Core
-and compiled once (`kit.prepared`): the same SQL, bound and read through the same column types.
+One movement through the ORM session took ~4 ms on SQLite and ~5 ms on PostgreSQL, while its
+statements take ~0.2 ms inside SQLite (`benchmarks/bench_write_floor.py`). The rest was
+SQLAlchemy's session, ORM and result machinery, and for every statement a trip to the driver
+and back: on SQLite a hand-off to aiosqlite's thread, on PostgreSQL a network round trip
+(0.1–0.3 ms each on a shared VM, eleven per movement). A direct writer runs a whole short
+transaction on the driver instead, with statements built as SQLAlchemy Core and compiled once
+(`kit.driver.Prepared`): the same SQL, bound and read through the same column types.
 
+The caller hands its statements over in batches (`Transaction.batch`): what it must read
+before it can decide, then what it writes (`last=True`).
+
+**SQLite** (`SqliteWriter`): a sqlite3 connection of the calling thread.
 - The transaction first takes the engine's writer turn (`kit.sqlite_driver`): it queues with
   the process's other writers, first come, first served.
 - `BEGIN IMMEDIATE` runs with `busy_timeout` 0. When another process (a CLI journal import)
   holds SQLite's write lock, `WriterBusy` is raised at once instead of blocking the event loop;
   the caller then takes the regular path, which waits on aiosqlite's thread.
-- The body of the transaction must not `await`: nothing else runs on the event loop meanwhile,
-  so the loop is blocked for as long as SQLite works. For a movement that is ~0.2 ms, less
-  than the hand-offs it saves. Only for short writes by key; anything long stays on the
-  regular path.
+- `batch` runs the statements at once and never suspends, so nothing else runs on the event
+  loop meanwhile; the block between batches must not suspend either (no `await` other than
+  `batch`). For a movement that is ~0.3 ms, less than the hand-offs it saves. Only for short
+  writes by key; anything long stays on the regular path.
 - Its commits do not checkpoint the WAL (the connection that commits past 1,000 WAL pages
   would, with an fsync, blocking the loop for milliseconds): every `CHECKPOINT_EVERY` commits
   a PASSIVE checkpoint runs on a worker thread instead.
 
-Like `kit.driver_reads`, the connections are this module's own (one per thread, configured
-as the engine's), and go when the `Database` does or its engine is disposed.
+**PostgreSQL** (`PostgresWriter`): one round trip per batch. asyncpg sends one statement per
+round trip; psycopg can bind parameters on the client (`AsyncClientCursor`, with libpq's own
+quoting) and send a whole batch as one query string, whose results come back together. The
+first batch starts with `BEGIN`, the last ends with `COMMIT`: a movement is two round trips
+instead of eleven. Its connections come from an engine of its own (psycopg, autocommit, so
+that only the batches' `BEGIN` and `COMMIT` delimit transactions) with at most the main pool's
+size of connections; when all are in use, `WriterBusy` sends the caller the regular way rather
+than queueing. Locks are taken by the statements themselves, in the same order as on the
+regular path.
+
+Like `kit.driver_reads`, the connections are this module's own, and go when the `Database`
+does (`Database.dispose`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
+import psycopg
 import structlog
+from psycopg.pq import TransactionStatus
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.sql import Executable
+from sqlalchemy.util import greenlet_spawn
 
 from worthline.kit.db import Database, configure_sqlite
 from worthline.kit.driver import PerDatabase, Prepared, ThreadConnections
 from worthline.kit.sqlite_driver import TURN_TIMEOUT, OneTripDBAPI
 
 CHECKPOINT_EVERY = 100
-"""Direct commits between two checkpoints: about the 1,000 WAL pages after which SQLite's
-own connections checkpoint (`wal_autocheckpoint`), at ten pages or so per movement."""
+"""Direct commits between two checkpoints (SQLite): about the 1,000 WAL pages after which
+SQLite's own connections checkpoint (`wal_autocheckpoint`), at ten pages or so per movement."""
 
 log = structlog.get_logger("worthline.db")
 
+Statements = Sequence[tuple[Executable, Mapping[str, Any]]]
+
 
 class WriterBusy(Exception):
-    """SQLite's write lock is held by another process: take the regular path."""
+    """The direct writer cannot start now (SQLite's write lock is held by another process, or
+    every direct PostgreSQL connection is in use): take the regular path."""
 
 
-class Transaction:
-    """The statements of one direct transaction (see `DirectWriter.transaction`)."""
+class Transaction(Protocol):
+    """The statements of one direct transaction (see the module doc)."""
 
-    __slots__ = ("_conn", "_instants", "_writer")
+    dialect: str
 
-    def __init__(self, writer: DirectWriter, conn: sqlite3.Connection) -> None:
-        self._writer = writer
+    async def batch(
+        self, statements: Statements, *, last: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run `statements` in order, in one trip, and return each one's rows ([] for those
+        that return none). `last`: nothing follows in this transaction (PostgreSQL commits in
+        the same trip). A failing statement raises the driver's error; the transaction then
+        rolls back when the block ends."""
+        ...
+
+
+class _Statements:
+    """Statements compiled once for one dialect (kept by identity: for statements built once,
+    at import)."""
+
+    def __init__(self, dialect: Any) -> None:
+        self._dialect = dialect
+        self._prepared: dict[int, tuple[Executable, Prepared]] = {}
+
+    def prepare(self, stmt: Executable) -> Prepared:
+        entry = self._prepared.get(id(stmt))
+        if entry is None or entry[0] is not stmt:
+            entry = (stmt, Prepared(stmt, self._dialect))
+            self._prepared[id(stmt)] = entry
+        return entry[1]
+
+
+class _SqliteTransaction:
+    __slots__ = ("_conn", "_instants", "_statements")
+    dialect = "sqlite"
+
+    def __init__(self, statements: _Statements, conn: sqlite3.Connection) -> None:
+        self._statements = statements
         self._conn = conn
         self._instants: dict[Any, Any] = {}  # see `Prepared.args`
 
-    def rows(self, stmt: Executable, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        prepared = self._writer.prepare(stmt)
-        raw = self._conn.execute(prepared.sql, prepared.args(params, self._instants)).fetchall()
-        return [prepared.row(r) for r in raw]
-
-    def first(self, stmt: Executable, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        found = self.rows(stmt, params)
-        return found[0] if found else None
-
-    def run(self, stmt: Executable, params: Mapping[str, Any]) -> None:
-        prepared = self._writer.prepare(stmt)
-        self._conn.execute(prepared.sql, prepared.args(params, self._instants))
+    async def batch(
+        self, statements: Statements, *, last: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
+        results = []  # never suspends: see the module doc
+        for stmt, params in statements:
+            prepared = self._statements.prepare(stmt)
+            raw = self._conn.execute(prepared.sql, prepared.args(params, self._instants))
+            results.append([prepared.row(r) for r in raw.fetchall()])
+        return results
 
 
-class DirectWriter:
+class SqliteWriter(_Statements):
     """Short writing transactions of one SQLite `Database` (see the module doc)."""
 
     def __init__(self, db: Database) -> None:
-        assert db.dialect == "sqlite", "direct writes are for SQLite"
-        self._engine = db.engine
+        assert db.dialect == "sqlite", "a SqliteWriter is for SQLite"
+        super().__init__(db.engine.dialect)
         self._dbapi: OneTripDBAPI = db.engine.dialect.dbapi  # type: ignore[assignment]
-        self._prepared: dict[int, tuple[Executable, Prepared]] = {}
         self._connections = ThreadConnections(db, _writer_setup)
         self._checkpoints = ThreadConnections(db, configure_sqlite)
         self._commits = 0
@@ -91,14 +140,6 @@ class DirectWriter:
     def available(self) -> bool:
         """False for databases it cannot open a second connection to (in memory, URIs)."""
         return self._connections.path is not None and isinstance(self._dbapi, OneTripDBAPI)
-
-    def prepare(self, stmt: Executable) -> Prepared:
-        """`stmt` compiled once (kept by identity: for statements built once, at import)."""
-        entry = self._prepared.get(id(stmt))
-        if entry is None or entry[0] is not stmt:
-            entry = (stmt, Prepared(stmt, self._engine.dialect))
-            self._prepared[id(stmt)] = entry
-        return entry[1]
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -119,7 +160,7 @@ class DirectWriter:
             except sqlite3.OperationalError as exc:
                 raise WriterBusy(str(exc)) from exc
             try:
-                yield Transaction(self, conn)
+                yield _SqliteTransaction(self, conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -148,16 +189,174 @@ class DirectWriter:
 def _writer_setup(conn: sqlite3.Connection) -> None:
     configure_sqlite(conn)  # as the engine's connections
     conn.execute("PRAGMA busy_timeout=0")  # never wait with the event loop blocked
-    conn.execute("PRAGMA wal_autocheckpoint=0")  # `DirectWriter._checkpoint` does it
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # `SqliteWriter._checkpoint` does it
 
 
-_writers = PerDatabase(DirectWriter)
+class _Named(NamedTuple):
+    """A statement as a direct PostgreSQL transaction runs it: prepared on the server once per
+    connection (`prepare`), then `execute`d with its parameters bound on the client."""
+
+    prepared: Prepared
+    name: str
+    prepare: str
+    execute: str
+
+
+class _PostgresTransaction:
+    __slots__ = ("_cursor", "_instants", "_ready", "_writer", "state", "unsure")
+    dialect = "postgresql"
+
+    def __init__(
+        self, writer: PostgresWriter, conn: psycopg.AsyncConnection[Any], ready: set[str]
+    ) -> None:
+        self._writer = writer
+        self._cursor = psycopg.AsyncClientCursor(conn)
+        self._instants: dict[Any, Any] = {}
+        self._ready = ready  # the statements this connection has prepared
+        self.state = "new"  # then "open" (BEGIN sent), then "done" (COMMIT sent)
+        self.unsure = False  # a batch that prepared statements failed: which exist is unknown
+
+    async def batch(
+        self, statements: Statements, *, last: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
+        assert self.state != "done", "this transaction has committed"
+        named = [self._writer.named(stmt) for stmt, _ in statements]
+        texts = [each.prepare for each in named if each.name not in self._ready]
+        if texts:
+            self.unsure = True  # until the batch has run
+        began = self.state == "new"
+        if began:
+            texts.append("BEGIN")
+        args: list[Any] = []
+        for each, (_, params) in zip(named, statements, strict=True):
+            texts.append(each.execute)
+            args.extend(each.prepared.distinct_args(params, self._instants))
+        if last:
+            texts.append("COMMIT")
+        self.state = "open"
+        cursor = self._cursor
+        # Always with a list: psycopg then reads `%%` in the SQL as `%`, as compiled.
+        await cursor.execute(";\n".join(texts), args)
+        if self.unsure:
+            self._ready.update(each.name for each in named)
+            self.unsure = False
+            for _ in range(len(texts) - len(named) - began - last):
+                cursor.nextset()  # the PREPAREs' results
+        if began:
+            cursor.nextset()
+        results = []
+        for each in named:
+            rows = await cursor.fetchall() if cursor.description is not None else []
+            results.append([each.prepared.row(r) for r in rows])
+            cursor.nextset()
+        if last:
+            self.state = "done"
+        return results
+
+
+class PostgresWriter:
+    """Short writing transactions of one PostgreSQL `Database` (see the module doc)."""
+
+    def __init__(self, db: Database) -> None:
+        assert db.dialect == "postgresql", "a PostgresWriter is for PostgreSQL"
+        pool = db.engine.sync_engine.pool
+        self.size = max(1, pool.size() if hasattr(pool, "size") else 5)
+        self._engine = create_async_engine(
+            db.engine.url.set(drivername="postgresql+psycopg"),
+            isolation_level="AUTOCOMMIT",  # the batches say BEGIN and COMMIT
+            paramstyle="format",  # positional, for `Prepared`
+            pool_size=self.size,
+            max_overflow=0,
+            pool_reset_on_return=None,  # given back outside any transaction, or discarded
+            connect_args={"options": "-c timezone=UTC"},  # as the main engine's
+        )
+        self._named: dict[int, tuple[Executable, _Named]] = {}
+        self._names = itertools.count()
+        self._in_use = 0
+        db.on_dispose(self._engine.dispose)
+
+    def named(self, stmt: Executable) -> _Named:
+        """`stmt` compiled once (kept by identity: for statements built once, at import)."""
+        entry = self._named.get(id(stmt))
+        if entry is None or entry[0] is not stmt:
+            prepared = Prepared(stmt, self._engine.dialect)
+            name = f"worthline_direct_{next(self._names)}"
+            count = prepared.distinct_count
+            execute = f"EXECUTE {name}" + (f"({', '.join(['%s'] * count)})" if count else "")
+            # `%` doubled: the batch goes through psycopg's placeholders as a whole.
+            prepare = f"PREPARE {name} AS {prepared.numbered_sql().replace('%', '%%')}"
+            entry = (stmt, _Named(prepared, name, prepare, execute))
+            self._named[id(stmt)] = entry
+        return entry[1]
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One transaction: committed by the `last` batch (or when the block ends), rolled
+        back if the block raises. Raises `WriterBusy` before the block runs when every
+        connection is in use."""
+        if self._in_use >= self.size:
+            raise WriterBusy("every direct connection is in use")
+        self._in_use += 1
+        try:
+            try:
+                fairy = await greenlet_spawn(self._engine.sync_engine.raw_connection)
+            except Exception as exc:  # e.g. a URL option psycopg does not take: as busy
+                log.warning("postgresql.direct_connect_failed", error=str(exc))
+                raise WriterBusy(str(exc)) from exc
+            conn: psycopg.AsyncConnection[Any] = fairy.driver_connection  # type: ignore[assignment]
+            txn = _PostgresTransaction(self, conn, fairy.info.setdefault(_READY, set()))
+            try:
+                yield txn
+                if txn.state == "open":
+                    await conn.execute("COMMIT")
+            except BaseException:
+                await _abandon(fairy, conn, discard=txn.unsure)
+                raise
+            finally:
+                await greenlet_spawn(fairy.close)
+        finally:
+            self._in_use -= 1
+
+
+_READY = "worthline.direct.prepared"
+
+
+async def _abandon(fairy: Any, conn: psycopg.AsyncConnection[Any], *, discard: bool) -> None:
+    """Roll back what a failed block began. A connection left mid-query (cancelled), broken,
+    or unsure of which statements it has prepared is discarded rather than handed on."""
+    status = conn.info.transaction_status
+    if discard:
+        fairy.invalidate()
+        return
+    if status == TransactionStatus.IDLE:
+        return
+    if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        try:
+            await conn.execute("ROLLBACK")
+            return
+        except Exception as exc:  # broken: discarded below
+            log.warning("postgresql.rollback_failed", error=str(exc))
+        except BaseException:
+            fairy.invalidate()
+            raise
+    fairy.invalidate()
+
+
+def _make(db: Database) -> SqliteWriter | PostgresWriter:
+    return PostgresWriter(db) if db.dialect == "postgresql" else SqliteWriter(db)
+
+
+_writers = PerDatabase(_make)
+
+DirectWriter = SqliteWriter | PostgresWriter
 
 
 def direct_writer(db: Database) -> DirectWriter | None:
-    """The `DirectWriter` of a SQLite `db` (made on first use, dropped with it); None on
-    other engines or where it cannot be used."""
-    if db.dialect != "sqlite":
+    """The direct writer of `db` (made on first use, dropped with it); None where it cannot
+    be used (SQLite in memory or behind a URI with options, other engines)."""
+    if db.dialect not in ("sqlite", "postgresql"):
         return None
     writer = _writers(db)
-    return writer if writer.available else None
+    if isinstance(writer, SqliteWriter) and not writer.available:
+        return None
+    return writer

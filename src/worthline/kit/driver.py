@@ -12,6 +12,7 @@ thread; `PerDatabase` keeps one such helper per `Database`.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 import weakref
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 Processor = Callable[[Any], Any] | None
 _GIVEN = object()
+_FORMAT_PLACEHOLDER = re.compile(r"%(%|s)")
 
 
 class Prepared:
@@ -70,6 +72,13 @@ class Prepared:
         """The driver's parameters. `instants`: UTC datetimes already converted for this
         dialect (every UTCDateTime converts an instant alike), shared by the statements of
         one transaction, which bind the same few instants many times."""
+        values = self.distinct_args(params, instants)
+        return values if self._order is None else [values[i] for i in self._order]
+
+    def distinct_args(
+        self, params: Mapping[str, Any], instants: dict[Any, Any] | None = None
+    ) -> list[Any]:
+        """Each distinct parameter once, in the order of `numbered_sql`'s `$1`, `$2`, …"""
         values = []
         for name, process, value, instant in self._binds:
             if value is _GIVEN:
@@ -83,7 +92,21 @@ class Prepared:
                 values.append(converted)
             else:
                 values.append(process(value))
-        return values if self._order is None else [values[i] for i in self._order]
+        return values
+
+    @property
+    def distinct_count(self) -> int:
+        return len(self._binds)
+
+    def numbered_sql(self) -> str:
+        """The SQL with `$1`, `$2`, … for `distinct_args` (as `PREPARE` takes it), from the
+        `%s` placeholders of a "format" dialect (psycopg's)."""
+        positions = iter(self._order or range(len(self._binds)))
+
+        def number(match: re.Match[str]) -> str:
+            return "%" if match.group(1) == "%" else f"${next(positions) + 1}"
+
+        return _FORMAT_PLACEHOLDER.sub(number, self.sql)
 
     def row(self, raw: Any) -> tuple[Any, ...]:
         return tuple(

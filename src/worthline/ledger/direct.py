@@ -1,21 +1,30 @@
 """One movement in a transaction of its own: `POST /movements`, and the way to record single
 movements from Python.
 
-On SQLite the movement is recorded straight on the driver (`kit.direct`): the statements of
+The movement is recorded straight on the driver (`kit.direct`): the statements of
 `service.record_movements` for one movement (the same prebuilt SQL and the same rules, shared
-with it), run on the calling thread in one transaction, without SQLAlchemy's session. That is
-~10× faster than the ORM path, whose session, ORM and thread hand-offs cost twenty times what
-SQLite does. Everything the regular path keeps up to date is kept in the same transaction: the
-movement, `balances_live`, the net-worth cash series, the `AccountBalanceUpdated` events and
-the persisted net worth (with its event), delivered once committed.
+with it), without SQLAlchemy's session, in two batches:
+
+1. read: take the user's event lock (PostgreSQL) and lock both accounts, in the regular
+   path's order; read the accounts, their balances as of now and the user's net worth;
+2. write: the movement, `balances_live`, the net-worth cash series, the persisted net worth
+   and the events (`AccountBalanceUpdated` per account, from the balances read plus what the
+   movement moved by now; the net worth's when it moved). On PostgreSQL the commit goes with
+   them.
+
+On SQLite that is ~10× faster than the ORM path, whose session, ORM and thread hand-offs cost
+twenty times what SQLite does; on PostgreSQL it is two round trips instead of eleven. The
+events are delivered once committed.
 
 The regular path (a unit of work around `service.record_movements`) takes over, with nothing
-written here, on PostgreSQL, and on SQLite when:
-- another process holds SQLite's write lock (a CLI journal import): it waits on aiosqlite's
-  thread rather than with the event loop blocked;
+written here, when:
+- the direct writer cannot start: another process holds SQLite's write lock (a CLI journal
+  import: the regular path waits on aiosqlite's thread rather than with the event loop
+  blocked), or every direct PostgreSQL connection is in use;
 - the user's net worth cannot simply be added to: the first write after midnight (prices and
   rates of a new day), after an account was opened, or a change in a currency other than the
-  user's base currency (it needs that day's rates). The regular path recomputes it.
+  user's base currency (it needs that day's rates). The regular path recomputes it;
+- PostgreSQL reports a deadlock or a serialisation failure: the regular path retries.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ from worthline.eventstream.events import (
     to_payload,
 )
 from worthline.eventstream.models import EventRecord
-from worthline.kit.db import Database, is_out_of_range, unit_of_work, utcnow
+from worthline.eventstream.service import SERIALIZE_EVENTS, serialize_key
+from worthline.kit.db import Database, is_out_of_range, is_retryable, unit_of_work, utcnow
 from worthline.kit.direct import Transaction, WriterBusy, direct_writer
 from worthline.ledger import projections, publish, service
 from worthline.ledger import repository as repo
@@ -78,27 +88,29 @@ def _bound(table: Any, names: list[str], **renamed: str) -> dict[str, Any]:
     return {name: bindparam(renamed.get(name, name), type_=table.c[name].type) for name in names}
 
 
-# Built once, compiled once per process (`kit.direct`).
-_ACCOUNTS = select(
-    Account.id,
-    Account.public_id,
-    Account.full_path,
-    Account.account_type,
-    Account.currency,
-    Account.exponent,
-).where(
+# Built once, compiled once per process and engine (`kit.direct`).
+_OWN = (
     Account.user_id == bindparam("user_id"),
     Account.public_id.in_(
         [bindparam(key, type_=Account.public_id.type) for key in ("from_id", "to_id")]
     ),
 )
+_ACCOUNTS = (  # locked in id order, as `repository.lock_accounts` (SQLite: BEGIN IMMEDIATE)
+    select(
+        Account.id,
+        Account.public_id,
+        Account.full_path,
+        Account.account_type,
+        Account.currency,
+        Account.exponent,
+    )
+    .where(*_OWN)
+    .order_by(Account.id)
+    .with_for_update()
+)
+_BALANCES = select(*publish.BALANCE_COLUMNS).where(*_OWN).order_by(Account.id)
 _INSERT_MOVEMENT = insert(Movement).values(
     _bound(Movement.__table__, [c.name for c in Movement.__table__.columns])
-)
-_NEW_BALANCES = (
-    select(*publish.BALANCE_COLUMNS)
-    .where(Account.id.in_([bindparam("account_a"), bindparam("account_b")]))
-    .order_by(Account.id)
 )
 _EVENT_COLUMNS = ["user_id", "type", "payload", "created_at"]
 _INSERT_EVENTS = {  # two balance events, and the net worth's when it moved
@@ -134,9 +146,12 @@ _STORE_STATE = (
         )
     )
 )
-_ADD_CASH_ROW = series.ADD_CASH["sqlite"].values(
-    _bound(NetWorthCash.__table__, ["user_id", "day", "currency", "exponent", "change"])
-)
+_ADD_CASH_ROW = {
+    dialect: statement.values(
+        _bound(NetWorthCash.__table__, ["user_id", "day", "currency", "exponent", "change"])
+    )
+    for dialect, statement in series.ADD_CASH.items()
+}
 
 
 async def record_movement(
@@ -150,9 +165,12 @@ async def record_movement(
     if writer is not None:
         try:
             async with writer.transaction() as txn:
-                row, recorded = _record(txn, user_id, spec, now)
+                row, recorded = await _record(txn, user_id, spec, now)
         except (WriterBusy, _RegularPath):
             pass
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
         else:
             if recorded and db.on_commit is not None:
                 await db.on_commit(recorded)
@@ -162,57 +180,53 @@ async def record_movement(
     return rows[0]
 
 
-def _record(
+async def _record(
     txn: Transaction, user_id: uuid.UUID, spec: service.NewMovement, now: datetime
 ) -> tuple[dict[str, Any], list[RecordedEvent]]:
-    """The movement's statements (no `await`: see `kit.direct`)."""
-    found = {
-        row.public_id: row
-        for row in map(
-            AccountRow._make,
-            txn.rows(
-                _ACCOUNTS,
-                {"user_id": user_id, "from_id": spec.from_account_id, "to_id": spec.to_account_id},
-            ),
-        )
-    }
-    source = found.get(spec.from_account_id)
-    target = found.get(spec.to_account_id)
+    """The movement's two batches (on SQLite nothing between them may suspend: `kit.direct`)."""
+    own = {"user_id": user_id, "from_id": spec.from_account_id, "to_id": spec.to_account_id}
+    reads: list[tuple[Any, dict[str, Any]]] = [
+        (_ACCOUNTS, own),
+        (_BALANCES, {**own, **repo.balance_params(now)}),
+        (_STATE, {"user_id": user_id}),
+    ]
+    if txn.dialect == "postgresql":  # before any row lock, as `service.record_movements`
+        reads.insert(0, (SERIALIZE_EVENTS, serialize_key(user_id)))
+    *_, found, before, state_rows = await txn.batch(reads)
+    accounts = {row.public_id: row for row in map(AccountRow._make, found)}
+    source = accounts.get(spec.from_account_id)
+    target = accounts.get(spec.to_account_id)
     if source is None:
         raise service.AccountNotFound(spec.from_account_id)
     if target is None:
         raise service.AccountNotFound(spec.to_account_id)
     row = service.movement_row(spec, source, target, _LOC, now, None)
-    txn.run(_INSERT_MOVEMENT, row)
 
     day = row["value_time"].date()
     pair = projections.pair_params(
         {(source.id, day): -row["amount"], (target.id, day): row["amount"]}, now
     )
     assert pair is not None  # two accounts, one day
-    try:
-        txn.run(projections.UPSERT_PAIR["sqlite"], pair[0])
-        txn.run(projections.SHIFT_PAIR, pair[1])
-    except Exception as exc:
-        if not is_out_of_range(exc):
-            raise
-        raise service.out_of_range([source, target], _LOC) from exc
-    accounts = {source.id: source, target.id: target}
-    for cash in series.movement_cash(user_id, [row], accounts):
-        txn.run(_ADD_CASH_ROW, cash)
+    writes: list[tuple[Any, dict[str, Any]]] = [
+        (_INSERT_MOVEMENT, row),
+        (projections.UPSERT_PAIR[txn.dialect], pair[0]),
+        (projections.SHIFT_PAIR, pair[1]),
+    ]
+    by_id = {source.id: source, target.id: target}
+    writes += [
+        (_ADD_CASH_ROW[txn.dialect], cash) for cash in series.movement_cash(user_id, [row], by_id)
+    ]
 
-    balances = txn.rows(
-        _NEW_BALANCES,
-        {"account_a": source.id, "account_b": target.id, **repo.balance_params(now)},
-    )
-    events, worth_changed, kinds = publish.balance_events(
-        user_id, balances, moved=publish.moved_by([row], now)
-    )
+    moved = publish.moved_by([row], now)
+    after = [(*columns, int(balance) + moved[columns[0]]) for *columns, balance in before]
+    events, worth_changed, kinds = publish.balance_events(user_id, after, moved=moved)
     future = row["value_time"] if row["value_time"] > now else None
     counted = any(kind in networth.NET_WORTH_TYPES for kind in kinds.values())
     if worth_changed or (future is not None and counted):  # as `publish.balances_updated`
+        state = StateRow._make(state_rows[0]) if state_rows else None
         changes = networth.balance_changes(events, user_id, kinds)
-        worth = _add_to_net_worth(txn, user_id, changes, future, utcnow())
+        stored, worth = _add_to_net_worth(state, user_id, changes, future, utcnow())
+        writes.append((_STORE_STATE, stored))
         if worth is not None:
             events.append(worth)
 
@@ -223,9 +237,17 @@ def _record(
         params[f"type_{i}"] = type(event).__name__
         params[f"payload_{i}"] = to_payload(event)
         params[f"created_at_{i}"] = recorded_at
-    # One INSERT for all: its rows are numbered in the order given (AUTOINCREMENT), whatever
-    # order RETURNING reports them in.
-    ids = sorted(event_id for (event_id,) in txn.rows(_INSERT_EVENTS[len(events)], params))
+    writes.append((_INSERT_EVENTS[len(events)], params))
+    try:
+        *_, inserted = await txn.batch(writes, last=True)
+    except Exception as exc:
+        if not is_out_of_range(exc):
+            raise
+        raise service.out_of_range([source, target], _LOC) from exc
+    # One INSERT for all: its rows are numbered in the order given (AUTOINCREMENT on SQLite; a
+    # sequence on PostgreSQL, drawn under the user's event lock), whatever order RETURNING
+    # reports them in.
+    ids = sorted(event_id for (event_id,) in inserted)
     recorded = [RecordedEvent(i, e, recorded_at) for i, e in zip(ids, events, strict=True)]
     row["from_account"] = source
     row["to_account"] = target
@@ -233,18 +255,16 @@ def _record(
 
 
 def _add_to_net_worth(
-    txn: Transaction,
+    state: StateRow | None,
     user_id: uuid.UUID,
     changes: dict[str, Decimal],
     future: datetime | None,
     now: datetime,
-) -> PortfolioNetWorthRecalculated | None:
-    """`networth._increment` for changes in the user's base currency (the event when the
-    figure moved); `_RegularPath` when the persisted value cannot simply be added to. `now`:
-    the clock when the net worth is stored, as `networth.net_worth_changed` takes it (a
-    movement's knowledge time may be given)."""
-    found = txn.first(_STATE, {"user_id": user_id})
-    state = StateRow._make(found) if found is not None else None
+) -> tuple[dict[str, Any], PortfolioNetWorthRecalculated | None]:
+    """`networth._increment` for changes in the user's base currency: the parameters of
+    `_STORE_STATE`, and the event when the figure moved; `_RegularPath` when the persisted
+    value cannot simply be added to. `now`: the clock when the net worth is stored, as
+    `networth.net_worth_changed` takes it (a movement's knowledge time may be given)."""
     if state is None or not networth.incrementable(state, now):
         raise _RegularPath
     if any(change and currency != state.currency for currency, change in changes.items()):
@@ -263,14 +283,11 @@ def _add_to_net_worth(
         rounded=rounded,
         account_count=state.account_count,
     )
-    txn.run(
-        _STORE_STATE,
-        {
-            "state_user": user_id,
-            "new_net_worth": format(rounded, "f"),
-            "new_exact": networth.fraction_text(exact),
-            "new_computed_at": now,
-            "new_valid_until": valid_until,
-        },
-    )
-    return event
+    stored = {
+        "state_user": user_id,
+        "new_net_worth": format(rounded, "f"),
+        "new_exact": networth.fraction_text(exact),
+        "new_computed_at": now,
+        "new_valid_until": valid_until,
+    }
+    return stored, event
