@@ -1,11 +1,14 @@
 """Ledger benchmarks (issue 3). Prints figures; record them in docs/benchmarks.md.
 
     python benchmarks/bench_ledger.py movements --engine sqlite --count 5000 --writers 1
+    python benchmarks/bench_ledger.py movements --engine postgresql --writers 4 --users 4
     python benchmarks/bench_ledger.py import --engine postgresql --movements 1000000
 
 `movements`: single movements with projections, one transaction each, through the service
-layer (`record_movements` in its own unit of work), spread over 100 accounts; `--writers`
-concurrent writers (SQLite serialises them; PostgreSQL runs them in parallel).
+layer (`ledger.direct.record_movement`, what `POST /movements` calls), spread over 100 accounts
+per user; `--writers` concurrent writers (SQLite serialises them; PostgreSQL runs them in
+parallel, except that the writes of one user take turns on its event lock), spread over
+`--users` users (writer i writes for user i mod users).
 
 `import`: generates a `.goluca` journal (N movements over 1,000 accounts and three years; the
 generation is not timed), imports it in a child process (time and peak RSS of that process),
@@ -118,36 +121,38 @@ def random_movement(rng: random.Random, accounts: list, now: datetime):  # type:
     )
 
 
-async def _movements(url: str, count: int, writers: int) -> None:
+async def _movements(url: str, count: int, writers: int, users: int) -> None:
     from worthline.kit.db import Database
     from worthline.ledger import direct
 
     db = Database(url)
-    user_id, accounts = await _user_and_accounts(db, 100)
+    owners = [await _user_and_accounts(db, 100) for _ in range(users)]
     now = datetime.now(UTC)
     latencies: list[float] = []
 
-    def specs(seed: int, n: int) -> list:  # drawn before the clock starts
+    def specs(seed: int, n: int) -> tuple[uuid.UUID, list]:  # drawn before the clock starts
         rng = random.Random(seed)
-        return [random_movement(rng, accounts, now) for _ in range(n)]
+        user_id, accounts = owners[seed % users]
+        return user_id, [random_movement(rng, accounts, now) for _ in range(n)]
 
-    async def writer(todo: list) -> None:
+    async def writer(user_id: uuid.UUID, todo: list) -> None:
         for spec in todo:
             started = time.perf_counter()
             await direct.record_movement(db, user_id, spec)  # one transaction each
             latencies.append(time.perf_counter() - started)
 
-    await writer(specs(999, 200))  # warm-up: connections, statement caches
+    for user in range(users):  # warm-up: connections, statement caches, each net worth
+        await writer(*specs(1000 + user, 200 // users))
     latencies.clear()
     work = [specs(s, count // writers) for s in range(writers)]
     started = time.perf_counter()
-    await asyncio.gather(*(writer(todo) for todo in work))
+    await asyncio.gather(*(writer(*todo) for todo in work))
     elapsed = time.perf_counter() - started
     done = len(latencies)
     print(
         f"movements: {done} in {elapsed:.2f} s = {done / elapsed:,.0f}/s "
-        f"({writers} writer(s)); per transaction p50 {_pct(latencies, 50) * 1000:.2f} ms, "
-        f"p99 {_pct(latencies, 99) * 1000:.2f} ms"
+        f"({writers} writer(s), {users} user(s)); per transaction "
+        f"p50 {_pct(latencies, 50) * 1000:.2f} ms, p99 {_pct(latencies, 99) * 1000:.2f} ms"
     )
     await db.dispose()
 
@@ -271,6 +276,7 @@ def main() -> None:
     m.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     m.add_argument("--count", type=int, default=5000)
     m.add_argument("--writers", type=int, default=1)
+    m.add_argument("--users", type=int, default=1)
     i = sub.add_parser("import")
     i.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     i.add_argument("--movements", type=int, default=1_000_000)
@@ -287,7 +293,7 @@ def main() -> None:
     print(f"engine: {args.engine}; python {sys.version.split()[0]}; {os.cpu_count()} cores")
     with Scratch(args.engine) as scratch:
         if args.what == "movements":
-            asyncio.run(_movements(scratch.url, args.count, args.writers))
+            asyncio.run(_movements(scratch.url, args.count, args.writers, args.users))
             return
         journal = Path(scratch.dir) / "bench.goluca"
         started = time.perf_counter()

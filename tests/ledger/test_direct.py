@@ -451,9 +451,34 @@ async def test_a_connection_unsure_of_its_prepared_statements_is_discarded(db, m
     await direct.record_movement(db, user_id, big)  # b: 2^63 - 102 minor units
     writer = kit_direct.direct_writer(db)
     assert isinstance(writer, kit_direct.PostgresWriter)
-    await writer._engine.dispose()  # a new connection, which has prepared nothing
+    await writer._dispose()  # a new connection next, which has prepared nothing
     over = service.NewMovement(a.public_id, b.public_id, Decimal("2"))
     with pytest.raises(service.InvalidMovement):  # fails in the batch preparing the writes
         await direct.record_movement(db, user_id, over)
     row = await direct.record_movement(db, user_id, back)
     assert row["amount"] == 100 and len(taken) == 3
+
+
+@pytest.mark.postgres_only
+async def test_a_connection_lost_while_idle_sends_the_movement_the_regular_way(db, monkeypatch):
+    """The direct writer keeps its connections between movements. One the server has closed
+    meanwhile (a restart) fails in the first batch, before anything is written: the movement
+    goes the regular way, and the broken connection is not used again."""
+    user_id, a, b = await _two_accounts(db)
+    spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"))
+    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    taken = _counting_direct(monkeypatch)
+    await direct.record_movement(db, user_id, spec)
+    writer = kit_direct.direct_writer(db)
+    assert isinstance(writer, kit_direct.PostgresWriter) and len(writer._idle) == 1
+    backend = writer._idle[0].driver_connection.info.backend_pid
+    async with db.read_session() as session:
+        await session.execute(select(func.pg_terminate_backend(backend)))
+    await asyncio.sleep(0.2)  # the server closes it
+    row = await direct.record_movement(db, user_id, spec)  # regular path
+    assert row["amount"] == 100 and len(taken) == 1
+    await direct.record_movement(db, user_id, spec)  # direct again, on a new connection
+    assert len(taken) == 2
+    async with db.read_session() as session:
+        balances = await repository.balances_at(session, [a.id, b.id], utcnow())
+    assert balances == {a.id: -400, b.id: 400}

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple, Protocol
 
 import psycopg
 import structlog
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.sql import Executable
 from sqlalchemy.util import greenlet_spawn
@@ -59,6 +59,7 @@ from worthline.kit.db import Database, configure_sqlite
 from worthline.kit.driver import PerDatabase, Prepared, ThreadConnections
 from worthline.kit.sqlite_driver import TURN_TIMEOUT, OneTripDBAPI
 
+TUPLES_OK = ExecStatus.TUPLES_OK
 CHECKPOINT_EVERY = 100
 """Direct commits between two checkpoints (SQLite): about the 1,000 WAL pages after which
 SQLite's own connections checkpoint (`wal_autocheckpoint`), at ten pages or so per movement."""
@@ -235,8 +236,13 @@ class _PostgresTransaction:
             texts.append("COMMIT")
         self.state = "open"
         cursor = self._cursor
-        # Always with a list: psycopg then reads `%%` in the SQL as `%`, as compiled.
-        await cursor.execute(";\n".join(texts), args)
+        try:
+            # Always with a list: psycopg then reads `%%` in the SQL as `%`, as compiled.
+            await cursor.execute(";\n".join(texts), args)
+        except psycopg.OperationalError as exc:
+            if began:  # the connection is gone (a server restart), nothing was written
+                raise WriterBusy(str(exc)) from exc
+            raise
         if self.unsure:
             self._ready.update(each.name for each in named)
             self.unsure = False
@@ -246,7 +252,8 @@ class _PostgresTransaction:
             cursor.nextset()
         results = []
         for each in named:
-            rows = await cursor.fetchall() if cursor.description is not None else []
+            result = cursor.pgresult  # (not `description`: it builds column objects)
+            rows = await cursor.fetchall() if result and result.status == TUPLES_OK else []
             results.append([each.prepared.row(r) for r in rows])
             cursor.nextset()
         if last:
@@ -273,7 +280,16 @@ class PostgresWriter:
         self._named: dict[int, tuple[Executable, _Named]] = {}
         self._names = itertools.count()
         self._in_use = 0
-        db.on_dispose(self._engine.dispose)
+        # Connections kept checked out between transactions (at most `size` with those in
+        # use): the pool's check-out and check-in cost more than a whole batch's binding.
+        self._idle: list[Any] = []
+        db.on_dispose(self._dispose)
+
+    async def _dispose(self) -> None:
+        idle, self._idle = self._idle, []
+        for fairy in idle:
+            await greenlet_spawn(fairy.close)
+        await self._engine.dispose()
 
     def named(self, stmt: Executable) -> _Named:
         """`stmt` compiled once (kept by identity: for statements built once, at import)."""
@@ -298,11 +314,14 @@ class PostgresWriter:
             raise WriterBusy("every direct connection is in use")
         self._in_use += 1
         try:
-            try:
-                fairy = await greenlet_spawn(self._engine.sync_engine.raw_connection)
-            except Exception as exc:  # e.g. a URL option psycopg does not take: as busy
-                log.warning("postgresql.direct_connect_failed", error=str(exc))
-                raise WriterBusy(str(exc)) from exc
+            if self._idle:
+                fairy = self._idle.pop()
+            else:
+                try:
+                    fairy = await greenlet_spawn(self._engine.sync_engine.raw_connection)
+                except Exception as exc:  # e.g. a URL option psycopg does not take: as busy
+                    log.warning("postgresql.direct_connect_failed", error=str(exc))
+                    raise WriterBusy(str(exc)) from exc
             conn: psycopg.AsyncConnection[Any] = fairy.driver_connection  # type: ignore[assignment]
             txn = _PostgresTransaction(self, conn, fairy.info.setdefault(_READY, set()))
             try:
@@ -313,7 +332,10 @@ class PostgresWriter:
                 await _abandon(fairy, conn, discard=txn.unsure)
                 raise
             finally:
-                await greenlet_spawn(fairy.close)
+                if fairy.is_valid:
+                    self._idle.append(fairy)
+                else:
+                    await greenlet_spawn(fairy.close)
         finally:
             self._in_use -= 1
 
