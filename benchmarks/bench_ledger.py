@@ -8,7 +8,8 @@
 layer (`ledger.direct.record_movement`, what `POST /movements` calls), spread over 100 accounts
 per user; `--writers` concurrent writers (SQLite serialises them; PostgreSQL runs them in
 parallel, except that the writes of one user take turns on its event lock), spread over
-`--users` users (writer i writes for user i mod users).
+`--users` users (writer i writes for user i mod users); on uvloop, as the server runs, unless
+`--loop asyncio`.
 
 `import`: generates a `.goluca` journal (N movements over 1,000 accounts and three years; the
 generation is not timed), imports it in a child process (time and peak RSS of that process),
@@ -277,6 +278,7 @@ def main() -> None:
     m.add_argument("--count", type=int, default=5000)
     m.add_argument("--writers", type=int, default=1)
     m.add_argument("--users", type=int, default=1)
+    m.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     i = sub.add_parser("import")
     i.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     i.add_argument("--movements", type=int, default=1_000_000)
@@ -293,7 +295,12 @@ def main() -> None:
     print(f"engine: {args.engine}; python {sys.version.split()[0]}; {os.cpu_count()} cores")
     with Scratch(args.engine) as scratch:
         if args.what == "movements":
-            asyncio.run(_movements(scratch.url, args.count, args.writers, args.users))
+            run = asyncio.run
+            if args.loop == "uvloop":  # what `worthline serve` runs on (uvicorn picks it)
+                import uvloop
+
+                run = uvloop.run
+            run(_movements(scratch.url, args.count, args.writers, args.users))
             return
         journal = Path(scratch.dir) / "bench.goluca"
         started = time.perf_counter()

@@ -482,3 +482,20 @@ async def test_a_connection_lost_while_idle_sends_the_movement_the_regular_way(d
     async with db.read_session() as session:
         balances = await repository.balances_at(session, [a.id, b.id], utcnow())
     assert balances == {a.id: -400, b.id: 400}
+
+
+async def test_text_reaches_the_database_as_given(db, monkeypatch):
+    """On PostgreSQL the direct path writes its values into the statements' text (as literals):
+    quotes, backslashes, placeholders and statement separators in a description stay text."""
+    user_id, a, b = await _two_accounts(db)
+    tricky = "it's 100% \\ $1 %s %(x)s '; DROP TABLE movements; -- \u00e9\u4e2d \"q\""
+    spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"), description=tricky)
+    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    taken = _counting_direct(monkeypatch)
+    row = await direct.record_movement(db, user_id, spec)
+    assert len(taken) == 1
+    async with db.read_session() as session:
+        stored = list(
+            await session.scalars(select(Movement.description).where(Movement.id == row["id"]))
+        )
+    assert stored == [tricky]

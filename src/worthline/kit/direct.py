@@ -45,11 +45,14 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol
 
 import psycopg
 import structlog
+from psycopg import sql
 from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.sql import Executable
@@ -228,17 +231,19 @@ class _PostgresTransaction:
         began = self.state == "new"
         if began:
             texts.append("BEGIN")
-        args: list[Any] = []
+        conn = self._cursor.connection
         for each, (_, params) in zip(named, statements, strict=True):
-            texts.append(each.execute)
-            args.extend(each.prepared.distinct_args(params, self._instants))
+            values = each.prepared.distinct_args(params, self._instants)
+            if values:
+                texts.append(f"{each.execute}({', '.join(_literal(v, conn) for v in values)})")
+            else:
+                texts.append(each.execute)
         if last:
             texts.append("COMMIT")
         self.state = "open"
         cursor = self._cursor
         try:
-            # Always with a list: psycopg then reads `%%` in the SQL as `%`, as compiled.
-            await cursor.execute(";\n".join(texts), args)
+            await cursor.execute(";\n".join(texts))  # no parameters: sent as it is
         except psycopg.OperationalError as exc:
             if began:  # the connection is gone (a server restart), nothing was written
                 raise WriterBusy(str(exc)) from exc
@@ -297,11 +302,8 @@ class PostgresWriter:
         if entry is None or entry[0] is not stmt:
             prepared = Prepared(stmt, self._engine.dialect)
             name = f"worthline_direct_{next(self._names)}"
-            count = prepared.distinct_count
-            execute = f"EXECUTE {name}" + (f"({', '.join(['%s'] * count)})" if count else "")
-            # `%` doubled: the batch goes through psycopg's placeholders as a whole.
-            prepare = f"PREPARE {name} AS {prepared.numbered_sql().replace('%', '%%')}"
-            entry = (stmt, _Named(prepared, name, prepare, execute))
+            prepare = f"PREPARE {name} AS {prepared.numbered_sql()}"
+            entry = (stmt, _Named(prepared, name, prepare, f"EXECUTE {name}"))
             self._named[id(stmt)] = entry
         return entry[1]
 
@@ -341,6 +343,25 @@ class PostgresWriter:
 
 
 _READY = "worthline.direct.prepared"
+
+
+def _literal(value: Any, conn: psycopg.AsyncConnection[Any]) -> str:
+    """`value` as a SQL literal. The types every movement binds many times (integers, UUIDs,
+    UTC datetimes, dates) are written here, where their text can hold no quote; anything else
+    (text, decimals, JSON) psycopg quotes (`sql.Literal`, libpq's escaping). Through psycopg
+    alone the ~60 values of a movement cost ~0.13 ms, a tenth of its Python time."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is uuid.UUID:
+        return f"'{value}'::uuid"
+    if kind is datetime and value.tzinfo is not None:
+        return f"'{value.isoformat()}'::timestamptz"
+    if kind is date:
+        return f"'{value.isoformat()}'::date"
+    if value is None:
+        return "NULL"
+    return sql.Literal(value).as_string(conn)
 
 
 async def _abandon(fairy: Any, conn: psycopg.AsyncConnection[Any], *, discard: bool) -> None:
