@@ -4,14 +4,17 @@ and leaves no log rows. Every registered event type has a publisher and handlers
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.factories import account, move
 from worthline.eventstream.events import (
@@ -19,11 +22,13 @@ from worthline.eventstream.events import (
     SSE_NAMES,
     AccountBalanceUpdated,
     PortfolioNetWorthRecalculated,
+    RecordedEvent,
     to_payload,
 )
 from worthline.eventstream.models import EventRecord
-from worthline.eventstream.service import record
-from worthline.kit.db import unit_of_work
+from worthline.eventstream.service import Dispatcher, record
+from worthline.kit.db import after_commit, unit_of_work
+from worthline.kit.eventbus import BusMessage, EventBus
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "worthline"
 
@@ -345,3 +350,50 @@ def test_every_event_class_is_registered():
         and obj.__name__ != "RecordedEvent"
     }
     assert classes == set(EVENT_HANDLERS) == set(SSE_NAMES)
+
+
+class _SlowBus(EventBus):
+    """A bus whose publish waits, as a Redis round trip does."""
+
+    def __init__(self) -> None:
+        super().__init__(max_streams_per_user=5)
+        self.order: list[int] = []
+
+    async def publish(self, messages: list[BusMessage]) -> None:
+        await asyncio.sleep(0.01)
+        self.order.extend(m.id for m in messages)
+
+
+async def test_dispatches_hand_over_whole_in_the_order_they_begin():
+    """Two writes of one user commit in id order and dispatch as soon as they see it; a second
+    dispatch must not interleave with a first that waits on the bus."""
+    bus = _SlowBus()
+    dispatch = Dispatcher(bus)
+    user = uuid.uuid4()
+
+    def events(*ids: int) -> list[RecordedEvent]:
+        made = AccountBalanceUpdated(user, uuid.uuid4(), Decimal(0), Decimal(1), Decimal(1), "GBP")
+        return [RecordedEvent(i, made, datetime.now(UTC)) for i in ids]
+
+    await asyncio.gather(dispatch(events(1, 2, 3)), dispatch(events(4, 5, 6)))
+    assert bus.order == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_unit_of_work_dispatches_before_giving_its_connection_back(db, monkeypatch):
+    """Giving a connection back may wait (a reset round trip); a write that committed after
+    this one could dispatch first meanwhile. So the dispatch comes first."""
+    steps: list[str] = []
+    close = AsyncSession.close
+
+    async def closing(self: AsyncSession) -> None:
+        steps.append("close")
+        await close(self)
+
+    async def on_commit(items: list[Any]) -> None:
+        steps.append("dispatch")
+
+    monkeypatch.setattr(AsyncSession, "close", closing)
+    db.on_commit = on_commit
+    async with unit_of_work(db) as session:
+        after_commit(session, "an item")
+    assert steps == ["dispatch", "close"]

@@ -5,8 +5,10 @@ commits.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,24 +86,37 @@ async def record(session: AsyncSession, events: Sequence[Event]) -> list[Recorde
 class Dispatcher:
     """`Database.on_commit`: hands committed events to their handlers, in log order. A handler
     that fails is logged and the others still run; the commit has happened, so the caller's
-    answer must not change (a stream that missed it resumes from the log)."""
+    answer must not change (a stream that missed it resumes from the log).
+
+    Two writes of one user commit in id order (`serialize_events`), and each writer calls this
+    as soon as it sees its commit, so dispatches begin in commit order. They are then run one
+    at a time, first come first served: otherwise a dispatch that waits (a Redis publish per
+    event) would interleave with the next one, and a live stream would see ids out of order."""
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, items: list[Any]) -> None:
-        for recorded in items:
-            if not isinstance(recorded, RecordedEvent):
-                continue
-            for handler in EVENT_HANDLERS[type(recorded.event)]:
-                try:
-                    await handler(recorded, self.bus)
-                except Exception:
-                    log.exception(
-                        "events.handler_failed",
-                        handler=getattr(handler, "__name__", repr(handler)),
-                        event_id=recorded.id,
-                    )
+        loop = asyncio.get_running_loop()
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = asyncio.Lock()
+        async with turn:
+            for recorded in items:
+                if not isinstance(recorded, RecordedEvent):
+                    continue
+                for handler in EVENT_HANDLERS[type(recorded.event)]:
+                    try:
+                        await handler(recorded, self.bus)
+                    except Exception:
+                        log.exception(
+                            "events.handler_failed",
+                            handler=getattr(handler, "__name__", repr(handler)),
+                            event_id=recorded.id,
+                        )
 
 
 # ------------------------------------------------------------------------------ replay

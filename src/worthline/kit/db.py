@@ -343,8 +343,10 @@ async def unit_of_work(db: Database) -> AsyncIterator[WriteSession]:
         finally:
             session.sync_session.info.pop(_BEFORE_COMMIT, None)
             queued = session.sync_session.info.pop(_AFTER_COMMIT, [])
-    if queued and db.on_commit is not None:
-        await db.on_commit([item for _, item in queued])
+        # At once, before the session gives its connection back (which may wait): a write
+        # that commits after this one must not hand its events over first (`Dispatcher`).
+        if queued and db.on_commit is not None:
+            await db.on_commit([item for _, item in queued])
 
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
