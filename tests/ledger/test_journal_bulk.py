@@ -19,7 +19,7 @@ from ledger.factories import new_user
 from worthline.kit import bulk
 from worthline.kit.db import Database, unit_of_work
 from worthline.kit.ids import uuid7
-from worthline.ledger.journal_io import JournalInvalid, import_journal
+from worthline.ledger.journal_io import JournalInvalid, export_journal, import_journal
 from worthline.ledger.journal_io import importer as journal_io
 from worthline.ledger.models import Account, BalanceLive, Batch, Movement
 from worthline.portfolio.models import NetWorthCash
@@ -274,6 +274,7 @@ async def test_bulk_rows_are_stored_as_the_orm_stores_them(db, engine_name):
                     value_time=value_time,
                     knowledge_time=value_time,
                     description=description,
+                    payee=description,
                 )
             )
             await session.flush()
@@ -287,6 +288,7 @@ async def test_bulk_rows_are_stored_as_the_orm_stores_them(db, engine_name):
                 value_time,
                 value_time,
                 description,
+                description,  # payee
             )
             table, columns = journal_io.BATCHES, journal_io.BATCH_COLUMNS
             await writer.submit(
@@ -324,7 +326,7 @@ async def test_bulk_rows_are_stored_as_the_orm_stores_them(db, engine_name):
                 for table, cols, orm_id, bulk_id in (
                     (
                         "movements",
-                        "value_time, knowledge_time, description, amount",
+                        "value_time, knowledge_time, description, payee, amount",
                         orm_move.id,
                         bulk_movement_id,
                     ),
@@ -379,3 +381,76 @@ async def test_sqlite_page_cache_is_given_back(db):
         await import_journal(session, user_id, _journal([(0, 1, 100, 0)]))
         after = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar_one()
     assert after == before
+
+
+PAYEES = """option operating-currency GBP
+2025-01-01 commodity GBP
+  exponent: -2
+2025-01-01 open Asset:Bank:A GBP
+2025-01-01 open Expense:Food:B GBP
+
+2025-01-02T09:00:00Z * Corner shop
+  Asset:Bank:A -> Expense:Food:B "milk" 1.20 GBP
+
+2025-01-03T09:00:00Z * Market
+  Asset:Bank:A -> Expense:Food:B 2.00 GBP
+  Asset:Bank:A -> Expense:Food:B 3.00 GBP
+
+2025-01-04T09:00:00Z ! Pending shop
+  Asset:Bank:A -> Expense:Food:B 4.00 GBP
+
+2025-01-05T09:00:00Z * Tagged shop
+  receipt: 42
+  Asset:Bank:A -> Expense:Food:B 5.00 GBP
+
+2025-01-06T09:00:00Z *
+  Asset:Bank:A -> Expense:Food:B 6.00 GBP
+"""
+
+
+async def test_a_transaction_of_one_movement_keeps_its_payee_without_a_batch(db):
+    """A payee alone does not make a batch: the movement keeps it. A transaction of several
+    movements, a pending one or one with metadata has a batch, whose description is the payee.
+    Either way export gives the payee back, and export → import → export is byte-identical. A
+    single-movement batch stored before the payee moved onto the movement exports alike."""
+    user_id = await new_user(db)
+    async with unit_of_work(db) as session:
+        await import_journal(session, user_id, PAYEES.splitlines(keepends=True))
+    async with db.read_session() as session:
+        moves = list(await session.scalars(select(Movement).order_by(Movement.amount)))
+        batches = {b.id: b for b in await session.scalars(select(Batch))}
+    assert [(m.amount, m.payee, m.batch_id is not None) for m in moves] == [
+        (120, "Corner shop", False),
+        (200, None, True),
+        (300, None, True),
+        (400, None, True),
+        (500, None, True),
+        (600, None, False),
+    ]
+    assert sorted(b.description for b in batches.values()) == [
+        "Market",
+        "Pending shop",
+        "Tagged shop",
+    ]
+    first = await _exported(db, user_id)
+    for header in ("Z * Corner shop\n", "Z * Market\n", "Z ! Pending shop\n", "Z * Tagged shop\n"):
+        assert header in first
+    again = await new_user(db)
+    async with unit_of_work(db) as session:
+        await import_journal(session, again, first.splitlines(keepends=True))
+    assert await _exported(db, again) == first
+
+    # Before the `payee` column, "Corner shop" was a batch of one movement.
+    old_style = Batch(user_id=user_id, description="Corner shop", pending=False, meta={})
+    async with unit_of_work(db) as session:
+        session.add(old_style)
+        await session.flush()
+        moved = await session.get(Movement, moves[0].id)
+        assert moved is not None
+        moved.batch_id, moved.payee = old_style.id, None
+    assert await _exported(db, user_id) == first
+
+
+async def _exported(db: Database, user_id: uuid.UUID) -> str:
+    async with db.snapshot_session() as session:
+        return "".join([line async for line in export_journal(session, user_id, "GBP")])

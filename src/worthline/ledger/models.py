@@ -110,6 +110,9 @@ class Movement(Base):
     value_time: Mapped[datetime] = mapped_column(UTCDateTime())
     knowledge_time: Mapped[datetime] = mapped_column(UTCDateTime())
     description: Mapped[str | None] = mapped_column(String(500))
+    # The payee of a journal transaction that is this one movement (with no metadata, not
+    # pending); any other transaction keeps its payee as its batch's description.
+    payee: Mapped[str | None] = mapped_column(String(500))
 
 
 class BalanceLive(Base):

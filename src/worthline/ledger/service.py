@@ -218,6 +218,7 @@ def movement_row(
         "value_time": value_time,
         "knowledge_time": now,
         "description": spec.description,
+        "payee": None,
     }
 
 

@@ -73,7 +73,7 @@ async def _transactions(
     header: tuple[datetime, datetime, bool, str, dict[str, str]] | None = None
     moves: list[JournalMovement] = []
     stream = await session.stream(query)
-    async for movement, payee, pending, meta in stream:
+    async for movement, batch_payee, pending, meta in stream:
         this = (
             movement.batch_id or movement.id,
             movement.value_time,
@@ -94,7 +94,7 @@ async def _transactions(
                 movement.value_time.astimezone(UTC),
                 movement.knowledge_time.astimezone(UTC),
                 bool(pending),
-                payee or "",
+                batch_payee or movement.payee or "",
                 tx_meta,
             )
         source = accounts[movement.from_account_id]

@@ -71,6 +71,7 @@ MOVEMENT_COLUMNS = (
     "value_time",
     "knowledge_time",
     "description",
+    "payee",
 )
 BALANCE_COLUMNS = ("account_id", "balance_date", "balance", "updated_at")
 
@@ -276,13 +277,14 @@ class _Importer:
             meta = dict(entry.metadata)
             code = meta.pop("code", DEFAULT_CODE)
         batch_id = None
-        if len(legs) > 1 or entry.pending or entry.payee or meta:
+        payee = entry.payee or None
+        if len(legs) > 1 or entry.pending or meta:  # else the payee goes on the movement
             batch_id = next(self.ids)
             self.batches.append(
                 (
                     batch_id,
                     self.user_value,
-                    entry.payee or None,
+                    payee,
                     self.flag(entry.pending),
                     self.meta(meta) if meta else self.no_meta,
                     self.now_value,
@@ -305,6 +307,7 @@ class _Importer:
                     time_value,
                     known_value,
                     move.description,
+                    None if batch_id else payee,
                 )
             )
             source.move(day, -amount, move.line, balances)
