@@ -6,9 +6,11 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from worthline.auth.models import User
 from worthline.kit.db import Database, unit_of_work
+from worthline.ledger import direct
 
 
 async def account(
@@ -54,3 +56,18 @@ async def new_user(db: Database) -> uuid.UUID:
         session.add(user)
         await session.flush()
     return user.id
+
+
+def count_direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A list that grows by one for every movement `ledger.direct` records on the direct path
+    (its last batch has run; not when it hands the movement to the regular path)."""
+    taken: list[bool] = []
+    record = direct._record
+
+    async def counting(*args: Any) -> Any:
+        result = await record(*args)
+        taken.append(True)
+        return result
+
+    monkeypatch.setattr(direct, "_record", counting)
+    return taken

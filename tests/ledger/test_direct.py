@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from ledger.api_helpers import problem, validation
-from ledger.factories import account, new_user
+from ledger.factories import account, count_direct, new_user
 from worthline.eventstream.events import RecordedEvent
 from worthline.eventstream.models import EventRecord
 from worthline.kit import direct as kit_direct
@@ -128,15 +128,7 @@ async def _state_of(db: Database, user_id: uuid.UUID) -> dict[str, Any]:
 )
 @given(moves=st.lists(movement, min_size=1, max_size=12))
 async def test_direct_path_leaves_what_the_regular_path_leaves(db, monkeypatch, moves):
-    taken = []
-    record = direct._record
-
-    async def counting(*args: Any) -> Any:
-        result = await record(*args)
-        taken.append(True)  # reached only when the direct transaction commits
-        return result
-
-    monkeypatch.setattr(direct, "_record", counting)
+    taken = count_direct(monkeypatch)
     direct_user, regular_user = await new_user(db), await new_user(db)
     direct_accounts = await _accounts(db, direct_user)
     regular_accounts = await _accounts(db, regular_user)
@@ -405,26 +397,12 @@ async def test_the_endpoint_answers_as_before(client, auth):
     assert [m["id"] for m in listed.json()["movements"]] == [body["id"]]
 
 
-def _counting_direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """A list that grows by one for every movement the direct path commits."""
-    taken: list[bool] = []
-    record = direct._record
-
-    async def counting(*args: Any) -> Any:
-        result = await record(*args)
-        taken.append(True)
-        return result
-
-    monkeypatch.setattr(direct, "_record", counting)
-    return taken
-
-
 @pytest.mark.postgres_only
 async def test_with_every_direct_connection_in_use_it_goes_the_regular_way(db, monkeypatch):
     user_id, a, b = await _two_accounts(db)
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("2"))
     await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
-    taken = _counting_direct(monkeypatch)
+    taken = count_direct(monkeypatch)
     writer = kit_direct.direct_writer(db)
     assert isinstance(writer, kit_direct.PostgresWriter)
     await direct.record_movement(db, user_id, spec)
@@ -446,7 +424,7 @@ async def test_a_connection_unsure_of_its_prepared_statements_is_discarded(db, m
     back = service.NewMovement(b.public_id, a.public_id, Decimal("1"))
     big = service.NewMovement(a.public_id, b.public_id, Decimal(2**62 - 1).scaleb(-2))
     await direct.record_movement(db, user_id, back)  # the user's first net worth, in full
-    taken = _counting_direct(monkeypatch)
+    taken = count_direct(monkeypatch)
     await direct.record_movement(db, user_id, big)
     await direct.record_movement(db, user_id, big)  # b: 2^63 - 102 minor units
     writer = kit_direct.direct_writer(db)
@@ -467,7 +445,7 @@ async def test_a_connection_lost_while_idle_sends_the_movement_the_regular_way(d
     user_id, a, b = await _two_accounts(db)
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"))
     await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
-    taken = _counting_direct(monkeypatch)
+    taken = count_direct(monkeypatch)
     await direct.record_movement(db, user_id, spec)
     writer = kit_direct.direct_writer(db)
     assert isinstance(writer, kit_direct.PostgresWriter) and len(writer._idle) == 1
@@ -491,7 +469,7 @@ async def test_text_reaches_the_database_as_given(db, monkeypatch):
     tricky = "it's 100% \\ $1 %s %(x)s '; DROP TABLE movements; -- \u00e9\u4e2d \"q\""
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"), description=tricky)
     await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
-    taken = _counting_direct(monkeypatch)
+    taken = count_direct(monkeypatch)
     row = await direct.record_movement(db, user_id, spec)
     assert len(taken) == 1
     async with db.read_session() as session:

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, text
 
+from ledger.factories import count_direct
 from worthline.auth.models import User
 from worthline.eventstream.models import EventRecord
 from worthline.kit.db import Database, unit_of_work
@@ -41,15 +42,7 @@ async def test_concurrent_writers_on_shared_accounts(db: Database, monkeypatch: 
         ]
     base = datetime(2025, 6, 1, tzinfo=UTC)
     failures: list[BaseException] = []
-    taken: list[bool] = []  # movements the direct path committed
-    record = direct._record
-
-    async def counting(*args: object) -> object:
-        result = await record(*args)  # type: ignore[arg-type]
-        taken.append(True)
-        return result
-
-    monkeypatch.setattr(direct, "_record", counting)
+    taken = count_direct(monkeypatch)  # movements the direct path recorded
 
     async def writer(seed: int) -> None:
         rng = random.Random(seed)

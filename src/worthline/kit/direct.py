@@ -26,14 +26,20 @@ before it can decide, then what it writes (`last=True`).
   a PASSIVE checkpoint runs on a worker thread instead.
 
 **PostgreSQL** (`PostgresWriter`): one round trip per batch. asyncpg sends one statement per
-round trip; psycopg can bind parameters on the client (`AsyncClientCursor`, with libpq's own
-quoting) and send a whole batch as one query string, whose results come back together. The
-first batch starts with `BEGIN`, the last ends with `COMMIT`: a movement is two round trips
-instead of eleven. Its connections come from an engine of its own (psycopg, autocommit, so
-that only the batches' `BEGIN` and `COMMIT` delimit transactions) with at most the main pool's
-size of connections; when all are in use, `WriterBusy` sends the caller the regular way rather
-than queueing. Locks are taken by the statements themselves, in the same order as on the
-regular path.
+round trip; psycopg can send a whole batch as one query string, whose results come back
+together (`AsyncClientCursor`). The first batch starts with `BEGIN`, the last ends with
+`COMMIT`: a movement is two round trips instead of eleven.
+- Each statement is `PREPARE`d on a connection the first time it runs there (in the same
+  trip), then run as `EXECUTE name(values)`, its values written as SQL literals (`_literal`:
+  integers, UUIDs, UTC datetimes and dates directly, anything else by psycopg's quoting). A
+  connection whose batch failed while preparing is discarded: which statements it holds is
+  not known.
+- The connections come from an engine of the writer's own (psycopg, autocommit, so that only
+  the batches' `BEGIN` and `COMMIT` delimit transactions) and stay checked out between
+  transactions, at most the main pool's size of them. When all are in use, or the first batch
+  finds its connection gone (a server restart; nothing written yet), `WriterBusy` sends the
+  caller the regular way rather than queueing or failing.
+- Locks are taken by the statements themselves, in the same order as on the regular path.
 
 Like `kit.driver_reads`, the connections are this module's own, and go when the `Database`
 does (`Database.dispose`).
@@ -73,8 +79,9 @@ Statements = Sequence[tuple[Executable, Mapping[str, Any]]]
 
 
 class WriterBusy(Exception):
-    """The direct writer cannot start now (SQLite's write lock is held by another process, or
-    every direct PostgreSQL connection is in use): take the regular path."""
+    """The direct writer cannot go on, with nothing written (SQLite's write lock is held by
+    another process; every direct PostgreSQL connection is in use, or the one taken was
+    lost): take the regular path."""
 
 
 class Transaction(Protocol):
@@ -198,7 +205,7 @@ def _writer_setup(conn: sqlite3.Connection) -> None:
 
 class _Named(NamedTuple):
     """A statement as a direct PostgreSQL transaction runs it: prepared on the server once per
-    connection (`prepare`), then `execute`d with its parameters bound on the client."""
+    connection (`prepare`), then `execute`d with its values written in (`_literal`)."""
 
     prepared: Prepared
     name: str
@@ -225,7 +232,8 @@ class _PostgresTransaction:
     ) -> list[list[tuple[Any, ...]]]:
         assert self.state != "done", "this transaction has committed"
         named = [self._writer.named(stmt) for stmt, _ in statements]
-        texts = [each.prepare for each in named if each.name not in self._ready]
+        fresh = {each.name: each.prepare for each in named if each.name not in self._ready}
+        texts = list(fresh.values())  # each once, though a batch may run it twice
         if texts:
             self.unsure = True  # until the batch has run
         began = self.state == "new"
@@ -251,7 +259,7 @@ class _PostgresTransaction:
         if self.unsure:
             self._ready.update(each.name for each in named)
             self.unsure = False
-            for _ in range(len(texts) - len(named) - began - last):
+            for _ in fresh:
                 cursor.nextset()  # the PREPAREs' results
         if began:
             cursor.nextset()

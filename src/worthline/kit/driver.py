@@ -94,10 +94,6 @@ class Prepared:
                 values.append(process(value))
         return values
 
-    @property
-    def distinct_count(self) -> int:
-        return len(self._binds)
-
     def numbered_sql(self) -> str:
         """The SQL with `$1`, `$2`, … for `distinct_args` (as `PREPARE` takes it), from the
         `%s` placeholders of a "format" dialect (psycopg's)."""
