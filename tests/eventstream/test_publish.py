@@ -379,6 +379,31 @@ async def test_dispatches_hand_over_whole_in_the_order_they_begin():
     assert bus.order == [1, 2, 3, 4, 5, 6]
 
 
+async def test_different_users_dispatch_without_waiting_for_each_other():
+    """Only one user's dispatches take turns; nothing is left behind once they are done, and
+    a dispatch cancelled while waiting for its turn leaves the turn to the next."""
+    bus = _SlowBus()
+    dispatch = Dispatcher(bus)
+    one, other = uuid.uuid4(), uuid.uuid4()
+
+    def events(user: uuid.UUID, *ids: int) -> list[RecordedEvent]:
+        made = AccountBalanceUpdated(user, uuid.uuid4(), Decimal(0), Decimal(1), Decimal(1), "GBP")
+        return [RecordedEvent(i, made, datetime.now(UTC)) for i in ids]
+
+    await asyncio.gather(dispatch(events(one, 1, 2, 3)), dispatch(events(other, 4, 5, 6)))
+    assert bus.order == [1, 4, 2, 5, 3, 6]
+
+    bus.order.clear()
+    first = asyncio.create_task(dispatch(events(one, 7, 8)))
+    await asyncio.sleep(0)  # it holds `one`'s turn
+    waiting = asyncio.create_task(dispatch(events(one, 9)))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.gather(first, dispatch(events(one, 10)), return_exceptions=True)
+    assert bus.order == [7, 8, 10]
+    assert all(not turns._locks for turns in dispatch._turns.values())
+
+
 async def test_a_unit_of_work_dispatches_before_giving_its_connection_back(db, monkeypatch):
     """Giving a connection back may wait (a reset round trip); a write that committed after
     this one could dispatch first meanwhile. So the dispatch comes first."""

@@ -6,10 +6,11 @@ commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,34 +90,68 @@ class Dispatcher:
     answer must not change (a stream that missed it resumes from the log).
 
     Two writes of one user commit in id order (`serialize_events`), and each writer calls this
-    as soon as it sees its commit, so dispatches begin in commit order. They are then run one
-    at a time, first come first served: otherwise a dispatch that waits (a Redis publish per
-    event) would interleave with the next one, and a live stream would see ids out of order."""
+    as soon as it sees its commit, so dispatches begin in commit order. Those of one user then
+    run one at a time, first come first served (`_UserTurns`): otherwise a dispatch that waits
+    (a Redis publish per event) would interleave with the next one, and a live stream would see
+    ids out of order. Different users' dispatches do not wait for each other."""
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
-        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _UserTurns] = (
             weakref.WeakKeyDictionary()
         )
 
     async def __call__(self, items: list[Any]) -> None:
+        recorded = [item for item in items if isinstance(item, RecordedEvent)]
+        if not recorded:
+            return
         loop = asyncio.get_running_loop()
-        turn = self._turns.get(loop)
-        if turn is None:
-            turn = self._turns[loop] = asyncio.Lock()
-        async with turn:
-            for recorded in items:
-                if not isinstance(recorded, RecordedEvent):
-                    continue
-                for handler in EVENT_HANDLERS[type(recorded.event)]:
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = _UserTurns()
+        async with turns.hold({event.user_id for event in recorded}):
+            for event in recorded:
+                for handler in EVENT_HANDLERS[type(event.event)]:
                     try:
-                        await handler(recorded, self.bus)
+                        await handler(event, self.bus)
                     except Exception:
                         log.exception(
                             "events.handler_failed",
                             handler=getattr(handler, "__name__", repr(handler)),
-                            event_id=recorded.id,
+                            event_id=event.id,
                         )
+
+
+class _UserTurns:
+    """One first-come-first-served lock per user, kept only while held or awaited."""
+
+    def __init__(self) -> None:
+        self._locks: dict[uuid.UUID, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, users: set[uuid.UUID]) -> AsyncIterator[None]:
+        """All of `users`' turns, taken in a fixed order (never crosswise: no deadlock)."""
+        held: list[tuple[uuid.UUID, asyncio.Lock, list[int]]] = []
+        try:
+            for user in sorted(users):
+                lock, count = self._locks.setdefault(user, (asyncio.Lock(), [0]))
+                count[0] += 1  # before waiting: the lock stays while anyone waits for it
+                try:
+                    await lock.acquire()
+                except BaseException:  # cancelled while waiting
+                    self._drop(user, count)
+                    raise
+                held.append((user, lock, count))
+            yield
+        finally:
+            for user, lock, count in reversed(held):
+                lock.release()
+                self._drop(user, count)
+
+    def _drop(self, user: uuid.UUID, count: list[int]) -> None:
+        count[0] -= 1
+        if count[0] == 0:
+            del self._locks[user]
 
 
 # ------------------------------------------------------------------------------ replay
