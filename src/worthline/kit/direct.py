@@ -65,7 +65,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.util import greenlet_spawn
 
 from worthline.kit.db import Database, configure_sqlite
-from worthline.kit.driver import PerDatabase, Prepared, ThreadConnections
+from worthline.kit.driver import ByStatement, PerDatabase, Prepared, ThreadConnections
 from worthline.kit.sqlite_driver import TURN_TIMEOUT, OneTripDBAPI
 
 TUPLES_OK = ExecStatus.TUPLES_OK
@@ -99,28 +99,12 @@ class Transaction(Protocol):
         ...
 
 
-class _Statements:
-    """Statements compiled once for one dialect (kept by identity: for statements built once,
-    at import)."""
-
-    def __init__(self, dialect: Any) -> None:
-        self._dialect = dialect
-        self._prepared: dict[int, tuple[Executable, Prepared]] = {}
-
-    def prepare(self, stmt: Executable) -> Prepared:
-        entry = self._prepared.get(id(stmt))
-        if entry is None or entry[0] is not stmt:
-            entry = (stmt, Prepared(stmt, self._dialect))
-            self._prepared[id(stmt)] = entry
-        return entry[1]
-
-
 class _SqliteTransaction:
-    __slots__ = ("_conn", "_instants", "_statements")
+    __slots__ = ("_conn", "_instants", "_prepare")
     dialect = "sqlite"
 
-    def __init__(self, statements: _Statements, conn: sqlite3.Connection) -> None:
-        self._statements = statements
+    def __init__(self, prepare: ByStatement[Prepared], conn: sqlite3.Connection) -> None:
+        self._prepare = prepare
         self._conn = conn
         self._instants: dict[Any, Any] = {}  # see `Prepared.args`
 
@@ -129,18 +113,19 @@ class _SqliteTransaction:
     ) -> list[list[tuple[Any, ...]]]:
         results = []  # never suspends: see the module doc
         for stmt, params in statements:
-            prepared = self._statements.prepare(stmt)
+            prepared = self._prepare(stmt)
             raw = self._conn.execute(prepared.sql, prepared.args(params, self._instants))
             results.append([prepared.row(r) for r in raw.fetchall()])
         return results
 
 
-class SqliteWriter(_Statements):
+class SqliteWriter:
     """Short writing transactions of one SQLite `Database` (see the module doc)."""
 
     def __init__(self, db: Database) -> None:
         assert db.dialect == "sqlite", "a SqliteWriter is for SQLite"
-        super().__init__(db.engine.dialect)
+        dialect = db.engine.dialect  # (not `db`: this object must not keep it alive)
+        self.prepare = ByStatement(lambda stmt: Prepared(stmt, dialect))
         self._dbapi: OneTripDBAPI = db.engine.dialect.dbapi  # type: ignore[assignment]
         self._connections = ThreadConnections(db, _writer_setup)
         self._checkpoints = ThreadConnections(db, configure_sqlite)
@@ -171,7 +156,7 @@ class SqliteWriter(_Statements):
             except sqlite3.OperationalError as exc:
                 raise WriterBusy(str(exc)) from exc
             try:
-                yield _SqliteTransaction(self, conn)
+                yield _SqliteTransaction(self.prepare, conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -290,7 +275,7 @@ class PostgresWriter:
             pool_reset_on_return=None,  # given back outside any transaction, or discarded
             connect_args={"options": "-c timezone=UTC"},  # as the main engine's
         )
-        self._named: dict[int, tuple[Executable, _Named]] = {}
+        self.named = ByStatement(self._name)
         self._names = itertools.count()
         self._in_use = 0
         # Connections kept checked out between transactions (at most `size` with those in
@@ -304,16 +289,11 @@ class PostgresWriter:
             await greenlet_spawn(fairy.close)
         await self._engine.dispose()
 
-    def named(self, stmt: Executable) -> _Named:
-        """`stmt` compiled once (kept by identity: for statements built once, at import)."""
-        entry = self._named.get(id(stmt))
-        if entry is None or entry[0] is not stmt:
-            prepared = Prepared(stmt, self._engine.dialect)
-            name = f"worthline_direct_{next(self._names)}"
-            prepare = f"PREPARE {name} AS {prepared.numbered_sql()}"
-            entry = (stmt, _Named(prepared, name, prepare, f"EXECUTE {name}"))
-            self._named[id(stmt)] = entry
-        return entry[1]
+    def _name(self, stmt: Executable) -> _Named:
+        prepared = Prepared(stmt, self._engine.dialect)
+        name = f"worthline_direct_{next(self._names)}"
+        prepare = f"PREPARE {name} AS {prepared.numbered_sql()}"
+        return _Named(prepared, name, prepare, f"EXECUTE {name}")
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

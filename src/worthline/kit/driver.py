@@ -5,8 +5,9 @@ They still build their SQL with SQLAlchemy, so that it is the same SQL, typed th
 everywhere else; only the execution is theirs. `Prepared` keeps what that needs: the SQL text,
 the bind processors in the driver's positional order and the result processors of the columns
 returned, so values round-trip exactly as through the ORM (UUIDs, UTC datetimes, JSON,
-decimals). `ThreadConnections` opens sqlite3 connections to the database's file, one per
-thread; `PerDatabase` keeps one such helper per `Database`.
+decimals); `ByStatement` makes it once per statement. `ThreadConnections` opens sqlite3
+connections to the database's file, one per thread; `PerDatabase` keeps one such helper per
+`Database`.
 """
 
 from __future__ import annotations
@@ -166,6 +167,21 @@ def _close_all(connections: dict[int, sqlite3.Connection]) -> None:
 
 
 T = TypeVar("T")
+
+
+class ByStatement(Generic[T]):
+    """`make(stmt)` once per statement object, kept by identity: for statements built once, at
+    import (the key is the object, not its SQL)."""
+
+    def __init__(self, make: Callable[[Executable], T]) -> None:
+        self._make = make
+        self._made: dict[int, tuple[Executable, T]] = {}
+
+    def __call__(self, stmt: Executable) -> T:
+        entry = self._made.get(id(stmt))
+        if entry is None or entry[0] is not stmt:
+            entry = self._made[id(stmt)] = (stmt, self._make(stmt))
+        return entry[1]
 
 
 class PerDatabase(Generic[T]):

@@ -31,7 +31,7 @@ from sqlalchemy import Select
 from sqlalchemy.util import greenlet_spawn
 
 from worthline.kit.db import Database
-from worthline.kit.driver import PerDatabase, Prepared, ThreadConnections
+from worthline.kit.driver import ByStatement, PerDatabase, Prepared, ThreadConnections
 
 try:  # SQLAlchemy 2.1 name; 2.0 spells it `await_only`
     from sqlalchemy.util import await_ as _await
@@ -50,18 +50,12 @@ class DriverReads:
         self._db = weakref.ref(db)
         self._engine = db.engine
         self._postgres = db.dialect == "postgresql"
-        self._prepared: dict[int, tuple[Select[Any], Prepared]] = {}
+        dialect = db.engine.dialect  # (not `db`: this object must not keep it alive)
+        self._prepare = ByStatement(lambda stmt: Prepared(stmt, dialect))
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
         self._sqlite = ThreadConnections(db, _query_only) if db.dialect == "sqlite" else None
-
-    def _prepare(self, stmt: Select[Any]) -> Prepared:
-        entry = self._prepared.get(id(stmt))
-        if entry is None or entry[0] is not stmt:
-            entry = (stmt, Prepared(stmt, self._engine.dialect))
-            self._prepared[id(stmt)] = entry
-        return entry[1]
 
     async def first(self, stmt: Select[Any], params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row of `stmt` with `params`, or None."""
