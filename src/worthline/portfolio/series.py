@@ -8,7 +8,8 @@ has what changed on each day (days as epoch days):
 - `net_worth_cash` (day, currency, exponent): the change of the closing balances of the
   user's Asset and Liability accounts, in minor units (decimal text: a day's sum over many
   accounts can exceed 64 bits). Every recorded movement adds its legs (`add_movements`: one
-  upsert adding exactly); a journal import rebuilds the user's rows from `balances_live`
+  upsert adding exactly); a journal import sums its legs per day as they stream past and adds
+  those (`add_cash`); building the series from scratch reads them from `balances_live`
   (`rebuild_cash`).
 - `net_worth_held` (day, currency): the change of Σ quantity × close in force over the user's
   holdings in assets priced in that currency, exact in 10⁻¹⁶ units.
@@ -160,6 +161,18 @@ def movement_cash(
                 key = (day, account.currency, account.exponent)
                 sums[key] = sums.get(key, 0) + amount
     return _cash_rows(user_id, sums)
+
+
+async def add_cash(
+    session: AsyncSession, user_id: uuid.UUID, sums: Mapping[tuple[date, str, int], int]
+) -> None:
+    """Add per-day changes ((day, currency, exponent) → minor units) to the user's cash
+    changes: what a bulk write summed while its movements streamed past (a journal import),
+    in upserts of `ADD_CASH` (exact at any size)."""
+    values = _cash_rows(user_id, {(epoch_day(d), c, e): v for (d, c, e), v in sorted(sums.items())})
+    statement = ADD_CASH[session.bind.dialect.name]
+    for start in range(0, len(values), 5_000):
+        await session.execute(statement, values[start : start + 5_000])
 
 
 async def add_movements(

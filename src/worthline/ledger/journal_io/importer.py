@@ -50,6 +50,7 @@ from worthline.ledger.service import (
     account_values,
 )
 from worthline.portfolio import series
+from worthline.portfolio.networth import NET_WORTH_TYPES
 from worthline.snapshots import service as snapshots
 from worthline.snapshots.models import ACCOUNT_SYNC
 
@@ -95,6 +96,7 @@ class _Account:
 
     __slots__ = (
         "balance",
+        "counted",
         "currency",
         "day",
         "exponent",
@@ -111,6 +113,7 @@ class _Account:
         self.path = path
         self.currency = currency
         self.exponent = exponent
+        self.counted = path.split(":", 1)[0] in NET_WORTH_TYPES  # its type: the path's head
         self.day: date | None = None
         self.balance = 0
         self.pending = False  # the row of `day` is not written yet
@@ -165,6 +168,7 @@ class _Importer:
         self.batches: list[tuple[Any, ...]] = []
         self.movements: list[tuple[Any, ...]] = []
         self.balances: list[tuple[Any, ...]] = []
+        self.cash: dict[tuple[date, str, int], int] = {}  # net-worth legs per day and currency
         self.ids = bulk.time_ordered_ids()
         # Driver-ready values (kit.bulk): the constant ones converted once.
         self.time = writer.converter(MOVEMENTS.c.value_time) or (lambda value: value)
@@ -295,6 +299,7 @@ class _Importer:
         known_value = self.now_value if known is None else self.time(known)
         day = value_time.date()
         balances = self.balances
+        cash = self.cash
         for move, source, target, amount in legs:
             self.movements.append(
                 (
@@ -312,6 +317,12 @@ class _Importer:
             )
             source.move(day, -amount, move.line, balances)
             target.move(day, amount, move.line, balances)
+            if source.counted:
+                key = (day, source.currency, source.exponent)
+                cash[key] = cash.get(key, 0) - amount
+            if target.counted:
+                key = (day, target.currency, target.exponent)
+                cash[key] = cash.get(key, 0) + amount
         return True
 
     def full(self) -> bool:
@@ -436,8 +447,7 @@ async def import_journal(
             paths = sorted(a.path for a in importer.accounts.values() if a.id in set(rebuild))
             message = f"a balance of {', '.join(paths)} goes beyond 64 bits"
             raise JournalInvalid(JournalError(1, 1, message)) from exc
-    if importer.recorded:
-        await series.rebuild_cash(session, user_id)
+    await series.add_cash(session, user_id, importer.cash)
     await publish.balances_updated(session, user_id, touched, importer.now, before=before)
     # A statement import is an account sync: snapshot every touched account, set-wise.
     await snapshots.capture_accounts(session, touched, ACCOUNT_SYNC, importer.now)
