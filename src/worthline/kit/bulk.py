@@ -15,12 +15,15 @@ carries integers of up to 64 bits exactly (orjson refuses larger ones) and text 
 escape exactly.
 
 `Writer` keeps one chunk in flight on the session's own connection (the same transaction)
-while the caller builds the next.
+while the caller builds the next. On SQLite a chunk's statements go to aiosqlite's thread in
+one hand-off (`aiosqlite.Connection._execute`, the private entry point `kit.sqlite_driver`
+also uses; the locked aiosqlite version pins it), so that they run back to back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, date, datetime
@@ -177,14 +180,16 @@ class Writer:
 
     async def insert(self, table: Table, columns: Sequence[str], records: Records) -> None:
         """Insert now and wait for it (after the batch in flight, if any)."""
+        work = self._prepare([(table, columns, records)])
         await self.settle()
-        await self._run([(table, columns, records)])
+        await self._run(work)
 
     async def submit(self, batch: Sequence[tuple[Table, Sequence[str], Records]]) -> None:
         """Start inserting these (table, columns, records), in order, in the background."""
+        work = self._prepare(batch)  # while the batch before may still be being written
         await self.settle()
-        self._task = asyncio.ensure_future(self._run(batch))
-        await asyncio.sleep(0)  # let it hand its first statement to the driver
+        self._task = asyncio.ensure_future(self._run(work))
+        await asyncio.sleep(0)  # let it hand the batch (SQLite) or its first COPY to the driver
 
     async def settle(self) -> None:
         task, self._task = self._task, None
@@ -197,21 +202,33 @@ class Writer:
         with suppress(Exception):
             await self.settle()
 
-    async def _run(self, batch: Sequence[tuple[Table, Sequence[str], Records]]) -> None:
-        for table, columns, records in batch:
-            if not records:
-                continue
-            if self._sqlite:
-                await self._sqlite_insert(table, columns, records)
-            else:
-                await self._driver.copy_records_to_table(
-                    table.name, records=records, columns=list(columns)
-                )
+    def _prepare(self, batch: Sequence[tuple[Table, Sequence[str], Records]]) -> list[Any]:
+        """What `_run` sends: on SQLite each insert's statement and values (the JSON made
+        here, in the caller's time, not the database's), else the non-empty inserts."""
+        batch = [(table, columns, records) for table, columns, records in batch if records]
+        return [self._sqlite_statement(*insert) for insert in batch] if self._sqlite else batch
 
-    async def _sqlite_insert(self, table: Table, columns: Sequence[str], records: Records) -> None:
-        # A column whose value is the same in every record (a user id, the import's time) is
-        # bound once instead of repeated in the JSON: half of SQLite's work on a journal's
-        # rows was reading them back out of the JSON.
+    async def _run(self, work: list[Any]) -> None:
+        if self._sqlite:
+            # The whole batch in one hand-off to aiosqlite's thread. One statement at a time,
+            # SQLite sat idle between them until the caller, busy building the next batch,
+            # gave the event loop a turn (a journal import took a fifth longer, measured).
+            if work:
+                await self._driver._execute(_run_statements, self._driver._conn, work)
+            return
+        for table, columns, records in work:
+            await self._driver.copy_records_to_table(
+                table.name, records=records, columns=list(columns)
+            )
+
+    def _sqlite_statement(
+        self, table: Table, columns: Sequence[str], records: Records
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The one `INSERT … SELECT … FROM json_each(?)` of these records, with its values.
+
+        A column whose value is the same in every record (a user id, the import's time) is
+        bound once instead of repeated in the JSON: half of SQLite's work on a journal's rows
+        was reading them back out of the JSON."""
         first, last = records[0], records[-1]
         same = [
             i
@@ -226,9 +243,13 @@ class Writer:
             _check_columns(table, columns)
             statement = self._statements[key] = _json_insert(table, columns, varying)
         rows = records if len(varying) == len(columns) else list(map(itemgetter(*varying), records))
-        parameters = (orjson.dumps(rows).decode(), *(first[i] for i in same))
-        cursor = await self._driver.execute(statement, parameters)
-        await cursor.close()
+        return statement, (orjson.dumps(rows).decode(), *(first[i] for i in same))
+
+
+def _run_statements(conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]) -> None:
+    """On the connection's thread (aiosqlite's): run them in order."""
+    for statement, parameters in statements:
+        conn.execute(statement, parameters).close()
 
 
 def time_ordered_ids() -> Iterator[str]:
