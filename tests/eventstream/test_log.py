@@ -65,6 +65,32 @@ async def test_purge_keeps_the_retention_period_and_never_reuses_ids(ctx, client
         assert (await service.purge(session, 30)).events == 0
 
 
+async def test_purge_removes_the_old_events_before_the_first_one_kept(ctx, client, auth):
+    """In id order: an event older than the period written after a newer one stays for a
+    later purge (ids are the order of writing); none inside the period ever goes."""
+    user_id = await _user(client, auth)
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=31), now - timedelta(days=29)
+    async with unit_of_work(ctx.db) as session:
+        await session.execute(
+            insert(EventRecord),
+            [
+                {"user_id": user_id, "type": f"X{i}", "payload": {}, "created_at": t}
+                for i, t in enumerate((old, old, recent, old, recent))
+            ],
+        )
+    async with unit_of_work(ctx.db) as session:
+        result = await service.purge(session, 30, now)
+    async with ctx.db.read_session() as session:
+        rows = (await session.execute(select(EventRecord.id, EventRecord.type))).all()
+    assert result.events == 2
+    assert sorted(kind for _, kind in rows) == ["X2", "X3", "X4"]
+    assert result.purged_through == min(event_id for event_id, _ in rows) - 1
+
+    async with unit_of_work(ctx.db) as session:  # two days on, the rest is old
+        assert (await service.purge(session, 30, now + timedelta(days=2))).events == 3
+
+
 def test_events_purge_command(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in [n for n in os.environ if n.startswith("WORTHLINE_")]:

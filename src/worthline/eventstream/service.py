@@ -191,13 +191,26 @@ class PurgeResult:
 async def purge(
     session: AsyncSession, retention_days: int, now: datetime | None = None
 ) -> PurgeResult:
-    """Delete events older than the retention period (and expired tickets), remembering the
-    highest id removed so that a stream resuming from before it is told what it lost."""
+    """Delete the events older than the retention period (and expired tickets), remembering
+    the highest id removed so that a stream resuming from before it is told what it lost.
+
+    The log goes from its oldest event up to the first one still inside the period, in id
+    order: the events removed are the ones read (no index on `created_at`, which every event
+    written would pay for). Ids follow the order of writing, so an event older than the
+    period behind a newer one (clocks of two processes a moment apart) waits for the next
+    purge; no event inside the period is ever removed."""
     now = now or utcnow()
     cutoff = now - timedelta(days=retention_days)
-    highest = await session.scalar(
-        select(func.max(EventRecord.id)).where(EventRecord.created_at < cutoff)
+    first_kept = await session.scalar(
+        select(EventRecord.id)
+        .where(EventRecord.created_at >= cutoff)
+        .order_by(EventRecord.id)
+        .limit(1)
     )
+    older = select(func.max(EventRecord.id))
+    if first_kept is not None:  # else every event is older than the period
+        older = older.where(EventRecord.id < first_kept)
+    highest = await session.scalar(older)
     removed = 0
     if highest is not None:
         result = await session.execute(delete(EventRecord).where(EventRecord.id <= highest))
