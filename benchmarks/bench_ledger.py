@@ -101,6 +101,16 @@ async def _user_and_accounts(db, count: int, currency: str = "GBP"):  # type: ig
     return user.id, accounts
 
 
+def _machine_cpu() -> float:
+    """Seconds of CPU the whole machine has spent (Linux `/proc/stat`; 0 elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    busy = sum(int(f) for f in fields[:8]) - int(fields[3]) - int(fields[4])  # not idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -146,15 +156,21 @@ async def _movements(url: str, count: int, writers: int, users: int) -> None:
         await writer(*specs(1000 + user, 200 // users))
     latencies.clear()
     work = [specs(s, count // writers) for s in range(writers)]
-    started = time.perf_counter()
+    cpu, machine, started = time.process_time(), _machine_cpu(), time.perf_counter()
     await asyncio.gather(*(writer(*todo) for todo in work))
     elapsed = time.perf_counter() - started
+    cpu, machine = time.process_time() - cpu, _machine_cpu() - machine
     done = len(latencies)
     print(
         f"movements: {done} in {elapsed:.2f} s = {done / elapsed:,.0f}/s "
         f"({writers} writer(s), {users} user(s)); per transaction "
         f"p50 {_pct(latencies, 50) * 1000:.2f} ms, p99 {_pct(latencies, 99) * 1000:.2f} ms"
     )
+    if machine:  # where the time goes: this process, and the rest (the database, mostly)
+        print(
+            f"CPU per movement: {cpu / done * 1000:.2f} ms in this process, "
+            f"{max(machine - cpu, 0) / done * 1000:.2f} ms elsewhere on the machine"
+        )
     await db.dispose()
 
 
