@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The tables referenced below: a foreign key column takes its type from the column it
+# references, which must be known when these classes are made, whatever was imported first.
+import worthline.auth.models  # noqa: F401
 from worthline.kit.db import Base, JSONType, UTCDateTime
 
 # BIGINT on PostgreSQL (a sequence); SQLite's rowid alias must be spelled INTEGER.

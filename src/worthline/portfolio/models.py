@@ -25,6 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The tables referenced below: a foreign key column takes its type from the column it
+# references, which must be known when these classes are made, whatever was imported first.
+import worthline.auth.models
+import worthline.ledger.models  # noqa: F401
 from worthline.kit.db import Base, CreatedAt, ExactDecimal, UTCDateTime, utcnow
 from worthline.market.models import PRICE_SCALE
 

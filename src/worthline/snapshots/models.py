@@ -16,6 +16,9 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The tables referenced below: a foreign key column takes its type from the column it
+# references, which must be known when these classes are made, whatever was imported first.
+import worthline.ledger.models  # noqa: F401
 from worthline.kit.db import Base, ExactDecimal, JSONType, UTCDateTime, utcnow
 from worthline.kit.ids import uuid7
 
