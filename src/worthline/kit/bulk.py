@@ -34,7 +34,7 @@ import orjson
 from sqlalchemy import Boolean, Column, Date, Table, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import NullType
+from sqlalchemy.types import NullType, TypeEngine
 
 from worthline.kit.db import UTCDateTime
 from worthline.kit.ids import uuid7
@@ -66,12 +66,18 @@ def _uuid_text(value: Any) -> str:
 def converter(column: Column[Any], dialect: Dialect) -> Converter:
     """What turns a Python value for `column` into what the driver stores (None: as it is).
     A UUID may also be given as 32 lower-case hex characters (`IdBlock`), on both engines."""
-    sqlite = dialect.name == "sqlite"
     column_type = column.type
     if isinstance(column_type, NullType) and column.foreign_keys:
         # A foreign key takes its type from the column it references, once that table is
         # known; resolve it here rather than depend on what the caller happened to import.
         column_type = next(iter(column.foreign_keys)).column.type
+    return type_converter(column_type, dialect)
+
+
+def type_converter(column_type: TypeEngine[Any], dialect: Dialect) -> Converter:
+    """`converter` for a type: the fast paths of the types a write binds most, on SQLite the
+    very text SQLAlchemy's own processors make; any other type's own bind processor."""
+    sqlite = dialect.name == "sqlite"
     if isinstance(column_type, UTCDateTime):
         return _sqlite_datetime if sqlite else _pg_datetime
     if isinstance(column_type, Uuid):

@@ -21,9 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from sqlalchemy import Date, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
+from sqlalchemy.types import TypeEngine
 
+from worthline.kit.bulk import type_converter
 from worthline.kit.db import UTCDateTime
 
 if TYPE_CHECKING:
@@ -57,7 +60,7 @@ class Prepared:
         for name in compiled.positiontup or ():
             if name not in seen:
                 bind = by_name[name]
-                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                processor = _bind_processor(bind.type, dialect)
                 value = _GIVEN if bind.required else bind.effective_value
                 instant = isinstance(bind.type, UTCDateTime) and processor is not None
                 seen[name] = len(self._binds)
@@ -110,6 +113,16 @@ class Prepared:
             value if process is None else process(value)
             for value, process in zip(raw, self._results, strict=True)
         )
+
+
+def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    """The type's bind processor; on SQLite, for the types a movement binds most (UTC
+    datetimes, UUIDs, dates), `kit.bulk`'s faster ones, which make the same text."""
+    if dialect.name == "sqlite" and isinstance(type_, UTCDateTime | Uuid | Date):
+        fast = type_converter(type_, dialect)
+        assert fast is not None
+        return lambda value: None if value is None else fast(value)
+    return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
 class ThreadConnections:
