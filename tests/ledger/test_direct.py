@@ -415,6 +415,81 @@ async def test_with_every_direct_connection_in_use_it_goes_the_regular_way(db, m
     assert balances == {a.id: -600, b.id: 600}
 
 
+class _Holders:
+    """Every direct PostgreSQL connection held in an open, empty transaction until released."""
+
+    def __init__(self, writer: kit_direct.PostgresWriter) -> None:
+        self.writer = writer
+        self.release = [asyncio.Event() for _ in range(writer.size)]
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def hold(self, release: asyncio.Event, held: asyncio.Event) -> None:
+        async with self.writer.transaction():
+            held.set()
+            await release.wait()
+
+    async def __aenter__(self) -> _Holders:
+        for release in self.release:
+            held = asyncio.Event()
+            self.tasks.append(asyncio.create_task(self.hold(release, held)))
+            await held.wait()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for release in self.release:
+            release.set()
+        await asyncio.gather(*self.tasks)
+
+
+@pytest.mark.postgres_only
+async def test_a_movement_waits_for_a_direct_connection_given_back(db, monkeypatch):
+    """All direct connections in use: the movement waits for the first one given back
+    (shorter than the regular path under a burst) and goes direct on it."""
+    user_id, a, b = await _two_accounts(db)
+    spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"))
+    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    writer = kit_direct.direct_writer(db)
+    assert isinstance(writer, kit_direct.PostgresWriter)
+    monkeypatch.setattr(kit_direct, "CONNECTION_WAIT", 5.0)
+    taken = count_direct(monkeypatch)
+    async with _Holders(writer) as holders:
+        waiting = asyncio.create_task(direct.record_movement(db, user_id, spec))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and len(writer._waiting) == 1
+        holders.release[0].set()
+        row = await waiting
+    assert row["amount"] == 100 and len(taken) == 1
+    assert writer._in_use == 0 and not writer._waiting
+
+
+@pytest.mark.postgres_only
+async def test_a_wait_that_ends_gives_no_slot_away(db, monkeypatch):
+    """A waiter cancelled, or whose wait runs out (the regular path then records it), leaves
+    no connection slot taken: afterwards every connection is free again."""
+    user_id, a, b = await _two_accounts(db)
+    spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"))
+    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    writer = kit_direct.direct_writer(db)
+    assert isinstance(writer, kit_direct.PostgresWriter)
+    monkeypatch.setattr(kit_direct, "CONNECTION_WAIT", 0.05)
+    taken = count_direct(monkeypatch)
+    async with _Holders(writer):
+        cancelled = asyncio.create_task(direct.record_movement(db, user_id, spec))
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        row = await direct.record_movement(db, user_id, spec)  # waits 50 ms, then regular
+        assert row["amount"] == 100 and not taken
+    assert writer._in_use == 0
+    monkeypatch.setattr(kit_direct, "CONNECTION_WAIT", 5.0)  # 8 writers on 5 connections
+    rows = await asyncio.gather(*(direct.record_movement(db, user_id, spec) for _ in range(8)))
+    assert len(rows) == 8 and len(taken) == 8 and writer._in_use == 0
+    async with db.read_session() as session:
+        balances = await repository.balances_at(session, [a.id, b.id], utcnow())
+    assert balances == {a.id: -1000, b.id: 1000}
+
+
 @pytest.mark.postgres_only
 async def test_a_connection_unsure_of_its_prepared_statements_is_discarded(db, monkeypatch):
     """A connection prepares each statement in the batch that first runs it. When that batch
