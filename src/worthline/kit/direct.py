@@ -89,8 +89,8 @@ Statements = Sequence[tuple[Executable, Mapping[str, Any]]]
 
 class WriterBusy(Exception):
     """The direct writer cannot go on, with nothing written (SQLite's write lock is held by
-    another process; every direct PostgreSQL connection is in use, or the one taken was
-    lost): take the regular path."""
+    another process; every direct PostgreSQL connection stayed in use for
+    `CONNECTION_WAIT`, or the one taken was lost): take the regular path."""
 
 
 class Transaction(Protocol):

@@ -20,7 +20,8 @@ The regular path (a unit of work around `service.record_movements`) takes over, 
 written here, when:
 - the direct writer cannot start: another process holds SQLite's write lock (a CLI journal
   import: the regular path waits on aiosqlite's thread rather than with the event loop
-  blocked), or every direct PostgreSQL connection is in use;
+  blocked), or every direct PostgreSQL connection stayed in use for a while
+  (`kit.direct.CONNECTION_WAIT`);
 - the user's net worth cannot simply be added to: the first write after midnight (prices and
   rates of a new day), after an account was opened, or a change in a currency other than the
   user's base currency (it needs that day's rates). The regular path recomputes it;
