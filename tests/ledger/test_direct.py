@@ -415,6 +415,29 @@ async def test_with_every_direct_connection_in_use_it_goes_the_regular_way(db, m
     assert balances == {a.id: -600, b.id: 600}
 
 
+async def test_the_first_movement_after_opening_accounts_goes_direct(db, monkeypatch):
+    """Opening a counted account recomputes the net worth as it commits (the accounts
+    counted changed), so the next movement can add to it: no full recomputation then."""
+    user_id, a, b = await _two_accounts(db)
+    async with db.read_session() as session:
+        state = await session.get(NetWorthState, user_id)
+    assert state is not None and state.account_count == 2 and state.valid_until is not None
+    taken = count_direct(monkeypatch)
+    cash = await _two_accounts(db)  # another user's, with a movement that moves net worth
+    async with unit_of_work(db) as session:  # not counted: the state stays valid
+        income = await service.create_account(
+            session, cash[0], service.NewAccount("Income:Salary", "GBP"), utcnow()
+        )
+    await direct.record_movement(db, user_id, service.NewMovement(a.public_id, b.public_id, Decimal("1")))
+    row = await direct.record_movement(
+        db, cash[0], service.NewMovement(income.public_id, cash[1].public_id, Decimal("2.50"))
+    )
+    assert len(taken) == 2 and row["amount"] == 250
+    async with db.read_session() as session:
+        worth = await session.get(NetWorthState, cash[0])
+    assert worth is not None and (worth.net_worth, worth.account_count) == ("2.50", 2)
+
+
 class _Holders:
     """Every direct PostgreSQL connection held in an open, empty transaction until released."""
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Protocol
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.auth.models import User
@@ -446,8 +446,8 @@ def net_worth_changed(
 
 
 async def opened(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """An Asset or Liability account was opened: the next update recomputes in full (the
-    number of accounts counted changed)."""
-    await session.execute(
-        update(NetWorthState).where(NetWorthState.user_id == user_id).values(valid_until=None)
-    )
+    """An Asset or Liability account was opened: the number of accounts counted changed, so
+    the net worth is recomputed before this unit of work commits (once, however many it
+    opens), with its event. Left to the next write instead, that write could not simply add
+    to the stored value: a user's first movement after opening accounts took the slow path."""
+    net_worth_changed(session, user_id, lock=True)
