@@ -428,7 +428,9 @@ async def test_the_first_movement_after_opening_accounts_goes_direct(db, monkeyp
         income = await service.create_account(
             session, cash[0], service.NewAccount("Income:Salary", "GBP"), utcnow()
         )
-    await direct.record_movement(db, user_id, service.NewMovement(a.public_id, b.public_id, Decimal("1")))
+    await direct.record_movement(
+        db, user_id, service.NewMovement(a.public_id, b.public_id, Decimal("1"))
+    )
     row = await direct.record_movement(
         db, cash[0], service.NewMovement(income.public_id, cash[1].public_id, Decimal("2.50"))
     )
