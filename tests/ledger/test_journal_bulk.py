@@ -22,7 +22,7 @@ from worthline.kit.ids import uuid7
 from worthline.ledger.journal_io import JournalInvalid, export_journal, import_journal
 from worthline.ledger.journal_io import importer as journal_io
 from worthline.ledger.models import Account, BalanceLive, Batch, Movement
-from worthline.portfolio.models import NetWorthCash
+from worthline.portfolio.models import NetWorthCash, NetWorthState
 from worthline.portfolio.series import epoch_day
 
 START = date(2025, 1, 1)
@@ -454,3 +454,24 @@ async def test_a_transaction_of_one_movement_keeps_its_payee_without_a_batch(db)
 async def _exported(db: Database, user_id: uuid.UUID) -> str:
     async with db.snapshot_session() as session:
         return "".join([line async for line in export_journal(session, user_id, "GBP")])
+
+
+async def test_accounts_opened_by_an_import_are_counted_in_net_worth(db):
+    """An import that opens an Asset or Liability account and moves nothing through it still
+    changes the accounts the net worth counts: the stored net worth says so afterwards (else
+    later movements would add to a figure with the old count)."""
+    user_id = await new_user(db)
+    await _import(db, user_id, [*HEADER, "2020-01-01 open Asset:Bank:A GBP"])
+    async with db.read_session() as session:
+        before = await session.get(NetWorthState, user_id)
+    assert before is not None and before.account_count == 1
+    lines = [
+        *HEADER,
+        "2020-01-01 open Asset:Bank:B GBP",
+        "2020-01-01 open Liability:Card:C GBP",
+        "2020-01-01 open Expense:Food:E GBP",
+    ]
+    await _import(db, user_id, lines)
+    async with db.read_session() as session:
+        after = await session.get(NetWorthState, user_id, populate_existing=True)
+    assert after is not None and after.account_count == 3 and after.valid_until is not None

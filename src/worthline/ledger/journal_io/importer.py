@@ -51,6 +51,7 @@ from worthline.ledger.service import (
 )
 from worthline.portfolio import series
 from worthline.portfolio.networth import NET_WORTH_TYPES
+from worthline.portfolio.networth import opened as net_worth_opened
 from worthline.snapshots import service as snapshots
 from worthline.snapshots.models import ACCOUNT_SYNC
 
@@ -217,6 +218,8 @@ class _Importer:
         self.session.add(account)
         await self.session.flush()
         self.created += 1
+        if account.account_type in NET_WORTH_TYPES:
+            await net_worth_opened(self.session, self.user_id)  # one more account counts
         found = _Account(account.id, account.full_path, account.currency, account.exponent)
         self.accounts[account.full_path] = found
         return found
