@@ -9,6 +9,7 @@ committed (`worthline.eventstream.service`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -88,14 +89,19 @@ def to_payload(event: Event) -> dict[str, Any]:
     """The seed fields as JSON values: ids and money as strings (money never a JSON number,
     written with exactly its stored places), counts as integers."""
     out: dict[str, Any] = {}
-    for field in fields(event):
-        value = getattr(event, field.name)
+    for name in _field_names(type(event)):
+        value = getattr(event, name)
         if isinstance(value, Decimal):
             value = format(value, "f")
         elif isinstance(value, uuid.UUID):
             value = str(value)
-        out[field.name] = value
+        out[name] = value
     return out
+
+
+@functools.cache
+def _field_names(event_type: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(event_type))  # (a third of `to_payload`'s time)
 
 
 def sse_message(event_id: int, type_name: str, payload: dict[str, Any]) -> BusMessage:

@@ -271,7 +271,7 @@ def _add_to_net_worth(
     if any(change and currency != state.currency for currency, change in changes.items()):
         raise _RegularPath  # converting needs the day's rates
     assert state.exact is not None
-    exact = Fraction(state.exact)
+    exact = networth.text_fraction(state.exact)
     for change in changes.values():
         exact += Fraction(change)
     rounded = round_to(exact, places(state.currency))
