@@ -401,7 +401,7 @@ async def test_the_endpoint_answers_as_before(client, auth):
 async def test_with_every_direct_connection_in_use_it_goes_the_regular_way(db, monkeypatch):
     user_id, a, b = await _two_accounts(db)
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("2"))
-    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    await direct.record_movement(db, user_id, spec)  # a direct connection, statements prepared
     taken = count_direct(monkeypatch)
     writer = kit_direct.direct_writer(db)
     assert isinstance(writer, kit_direct.PostgresWriter)
@@ -440,6 +440,20 @@ async def test_the_first_movement_after_opening_accounts_goes_direct(db, monkeyp
     assert worth is not None and (worth.net_worth, worth.account_count) == ("2.50", 2)
 
 
+async def _pg_writer_in_use(
+    db: Database,
+) -> tuple[uuid.UUID, Account, Account, kit_direct.PostgresWriter]:
+    """Two accounts, and the direct PostgreSQL writer after one movement between them (a
+    direct connection kept, its statements prepared)."""
+    user_id, a, b = await _two_accounts(db)
+    await direct.record_movement(
+        db, user_id, service.NewMovement(a.public_id, b.public_id, Decimal("1"))
+    )
+    writer = kit_direct.direct_writer(db)
+    assert isinstance(writer, kit_direct.PostgresWriter)
+    return user_id, a, b, writer
+
+
 class _Holders:
     """Every direct PostgreSQL connection held in an open, empty transaction until released."""
 
@@ -470,11 +484,8 @@ class _Holders:
 async def test_a_movement_waits_for_a_direct_connection_given_back(db, monkeypatch):
     """All direct connections in use: the movement waits for the first one given back
     (shorter than the regular path under a burst) and goes direct on it."""
-    user_id, a, b = await _two_accounts(db)
+    user_id, a, b, writer = await _pg_writer_in_use(db)
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"))
-    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
-    writer = kit_direct.direct_writer(db)
-    assert isinstance(writer, kit_direct.PostgresWriter)
     monkeypatch.setattr(kit_direct, "CONNECTION_WAIT", 5.0)
     taken = count_direct(monkeypatch)
     async with _Holders(writer) as holders:
@@ -491,11 +502,8 @@ async def test_a_movement_waits_for_a_direct_connection_given_back(db, monkeypat
 async def test_a_wait_that_ends_gives_no_slot_away(db, monkeypatch):
     """A waiter cancelled, or whose wait runs out (the regular path then records it), leaves
     no connection slot taken: afterwards every connection is free again."""
-    user_id, a, b = await _two_accounts(db)
+    user_id, a, b, writer = await _pg_writer_in_use(db)
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"))
-    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
-    writer = kit_direct.direct_writer(db)
-    assert isinstance(writer, kit_direct.PostgresWriter)
     monkeypatch.setattr(kit_direct, "CONNECTION_WAIT", 0.05)
     taken = count_direct(monkeypatch)
     async with _Holders(writer):
@@ -523,7 +531,7 @@ async def test_a_connection_unsure_of_its_prepared_statements_is_discarded(db, m
     user_id, a, b = await _two_accounts(db)
     back = service.NewMovement(b.public_id, a.public_id, Decimal("1"))
     big = service.NewMovement(a.public_id, b.public_id, Decimal(2**62 - 1).scaleb(-2))
-    await direct.record_movement(db, user_id, back)  # the user's first net worth, in full
+    await direct.record_movement(db, user_id, back)  # a direct connection, statements prepared
     taken = count_direct(monkeypatch)
     await direct.record_movement(db, user_id, big)
     await direct.record_movement(db, user_id, big)  # b: 2^63 - 102 minor units
@@ -544,7 +552,7 @@ async def test_a_connection_lost_while_idle_sends_the_movement_the_regular_way(d
     goes the regular way, and the broken connection is not used again."""
     user_id, a, b = await _two_accounts(db)
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"))
-    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    await direct.record_movement(db, user_id, spec)  # a direct connection, statements prepared
     taken = count_direct(monkeypatch)
     await direct.record_movement(db, user_id, spec)
     writer = kit_direct.direct_writer(db)
@@ -568,7 +576,7 @@ async def test_text_reaches_the_database_as_given(db, monkeypatch):
     user_id, a, b = await _two_accounts(db)
     tricky = "it's 100% \\ $1 %s %(x)s '; DROP TABLE movements; -- \u00e9\u4e2d \"q\""
     spec = service.NewMovement(a.public_id, b.public_id, Decimal("1"), description=tricky)
-    await direct.record_movement(db, user_id, spec)  # the user's first net worth, in full
+    await direct.record_movement(db, user_id, spec)  # a direct connection, statements prepared
     taken = count_direct(monkeypatch)
     row = await direct.record_movement(db, user_id, spec)
     assert len(taken) == 1
