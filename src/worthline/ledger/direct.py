@@ -23,8 +23,9 @@ written here, when:
   blocked), or every direct PostgreSQL connection stayed in use for a while
   (`kit.direct.CONNECTION_WAIT`);
 - the user's net worth cannot simply be added to: the first write after midnight (prices and
-  rates of a new day), after an account was opened, or a change in a currency other than the
-  user's base currency (it needs that day's rates). The regular path recomputes it;
+  rates of a new day), a user's first write (no stored net worth yet), or a change in a
+  currency other than the user's base currency (it needs that day's rates). The regular path
+  recomputes it;
 - PostgreSQL reports a deadlock or a serialisation failure: the regular path retries.
 """
 

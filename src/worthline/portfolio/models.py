@@ -86,7 +86,7 @@ class NetWorthState(Base):
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """Until when `exact` can be updated from writes alone: the next UTC midnight (prices and
     rates of a new day come into force) or the user's next future-dated movement, whichever
-    comes first. NULL: recompute in full (an account was opened, say)."""
+    comes first. NULL: recompute in full at the next write."""
 
 
 # ------------------------------------------------------------------------------ the series
