@@ -2,8 +2,8 @@
 
 The purge of old events walks the log in id order from its oldest event to the first one
 still inside the retention period (`eventstream.service.purge`), so the index on `created_at`
-served nothing but cost every event written: three per movement, a fifth of the pages a
-single movement writes on SQLite.
+served nothing but cost every event written: three per movement, a tenth of the pages a
+single movement writes on SQLite (13.4 → 12.1 per movement, measured from the WAL).
 
 Revision ID: 0012
 Revises: 0011
