@@ -110,11 +110,22 @@ async def test_streaming_reads_still_stream(scratch: Database) -> None:
 # ------------------------------------------------------------------------------ writer turns
 
 
-async def test_writers_of_the_process_take_turns_in_arrival_order(scratch: Database) -> None:
-    """Twenty writers arrive while one holds the database: each runs in arrival order, none
-    waits in SQLite's busy handler (whose polling serves them in no particular order)."""
+async def test_writers_of_the_process_take_turns_in_arrival_order(
+    scratch: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve writers arrive while one holds the database: each runs in arrival order, none
+    waits in SQLite's busy handler (whose polling serves them in no particular order). (Each
+    has a connection of its own: the pool holds fifteen.)"""
     holding = asyncio.Event()
     release = asyncio.Event()
+    arrived: asyncio.Queue[None] = asyncio.Queue()  # one item per writer asking its turn
+    take_turn = sqlite_driver.OneTripConnection.take_turn
+
+    async def counted(connection: sqlite_driver.OneTripConnection) -> None:
+        arrived.put_nowait(None)
+        await take_turn(connection)
+
+    monkeypatch.setattr(sqlite_driver.OneTripConnection, "take_turn", counted)
 
     async def first() -> None:
         async with unit_of_work(scratch) as session:
@@ -128,15 +139,20 @@ async def test_writers_of_the_process_take_turns_in_arrival_order(scratch: Datab
 
     holder = asyncio.create_task(first())
     await holding.wait()
+    await arrived.get()  # the holder's
     writers = []
-    for n in range(20):
+    for n in range(12):
         writers.append(asyncio.create_task(writer(n)))
-        await asyncio.sleep(0.005)  # arrive one after another
+        # Arrive one after another: the next writer starts once this one is queued (a fixed
+        # pause was not always enough for its connection to reach BEGIN on a slow machine).
+        await arrived.get()
+        for _ in range(3):
+            await asyncio.sleep(0)  # its wait on the turn is under way
     release.set()
     await asyncio.gather(holder, *writers)
     async with scratch.read_session() as session:
         names = (await session.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
-    assert names == ["first", *(f"w{n:02}" for n in range(20))]
+    assert names == ["first", *(f"w{n:02}" for n in range(12))]
 
 
 async def test_a_failed_transaction_gives_its_turn_back(scratch: Database) -> None:
