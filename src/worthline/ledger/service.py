@@ -150,7 +150,7 @@ async def create_account(
     except IntegrityError as exc:
         raise AccountPathTaken(f"You already have an account {values['full_path']}") from exc
     if account.account_type in NET_WORTH_TYPES:
-        await net_worth_opened(session, user_id)  # one more account counts
+        net_worth_opened(session, user_id)  # one more account counts
     return account
 
 

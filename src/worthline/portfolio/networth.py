@@ -451,7 +451,7 @@ def net_worth_changed(
     before_commit(session, ("net_worth", user_id), work)
 
 
-async def opened(session: AsyncSession, user_id: uuid.UUID) -> None:
+def opened(session: AsyncSession, user_id: uuid.UUID) -> None:
     """An Asset or Liability account was opened: the number of accounts counted changed, so
     the net worth is recomputed before this unit of work commits (once, however many it
     opens), with its event. Left to the next write instead, that write could not simply add

@@ -169,7 +169,16 @@ async def add_cash(
     """Add per-day changes ((day, currency, exponent) → minor units) to the user's cash
     changes: what a bulk write summed while its movements streamed past (a journal import),
     in upserts of `ADD_CASH` (exact at any size)."""
-    values = _cash_rows(user_id, {(epoch_day(d), c, e): v for (d, c, e), v in sorted(sums.items())})
+    await _add_cash_rows(
+        session, user_id, {(epoch_day(d), c, e): v for (d, c, e), v in sums.items()}
+    )
+
+
+async def _add_cash_rows(
+    session: AsyncSession, user_id: uuid.UUID, sums: Mapping[tuple[int, str, int], int]
+) -> None:
+    """`ADD_CASH` for (epoch day, currency, exponent) → change, in key order, 5,000 a time."""
+    values = _cash_rows(user_id, dict(sorted(sums.items())))
     statement = ADD_CASH[session.bind.dialect.name]
     for start in range(0, len(values), 5_000):
         await session.execute(statement, values[start : start + 5_000])
@@ -241,9 +250,7 @@ async def rebuild_cash(session: AsyncSession, user_id: uuid.UUID) -> None:
         for (c, e), by_day in sums.items()
         for day, change in by_day.items()
     }
-    values = _cash_rows(user_id, dict(sorted(changes.items())))
-    for start in range(0, len(values), 5_000):
-        await session.execute(insert(NetWorthCash), values[start : start + 5_000])
+    await _add_cash_rows(session, user_id, changes)  # into no rows: inserts
 
 
 # ------------------------------------------------------------------------------ holdings

@@ -219,7 +219,7 @@ class _Importer:
         await self.session.flush()
         self.created += 1
         if account.account_type in NET_WORTH_TYPES:
-            await net_worth_opened(self.session, self.user_id)  # one more account counts
+            net_worth_opened(self.session, self.user_id)  # one more account counts
         found = _Account(account.id, account.full_path, account.currency, account.exponent)
         self.accounts[account.full_path] = found
         return found
