@@ -5,8 +5,9 @@ The movement is recorded straight on the driver (`kit.direct`): the statements o
 `service.record_movements` for one movement (the same prebuilt SQL and the same rules, shared
 with it), without SQLAlchemy's session, in two batches:
 
-1. read: take the user's event lock (PostgreSQL) and lock both accounts, in the regular
-   path's order; read the accounts, their balances as of now and the user's net worth;
+1. read: take the user's event lock and lock both accounts, in the regular path's order
+   (PostgreSQL; on SQLite the transaction holds the write lock); read the accounts with their
+   balances as of now, and the user's net worth;
 2. write: the movement, `balances_live`, the net-worth cash series, the persisted net worth
    and the events (`AccountBalanceUpdated` per account, from the balances read plus what the
    movement moved by now; the net worth's when it moved). On PostgreSQL the commit goes with
@@ -97,7 +98,10 @@ _OWN = (
         [bindparam(key, type_=Account.public_id.type) for key in ("from_id", "to_id")]
     ),
 )
-_ACCOUNTS = (  # locked in id order, as `repository.lock_accounts` (SQLite: BEGIN IMMEDIATE)
+_LOCK = (  # PostgreSQL, in id order as `repository.lock_accounts` (SQLite: BEGIN IMMEDIATE)
+    select(Account.id).where(*_OWN).order_by(Account.id).with_for_update()
+)
+_ACCOUNTS = (  # with their balances as of now; read once the accounts are locked
     select(
         Account.id,
         Account.public_id,
@@ -105,12 +109,11 @@ _ACCOUNTS = (  # locked in id order, as `repository.lock_accounts` (SQLite: BEGI
         Account.account_type,
         Account.currency,
         Account.exponent,
+        repo.balance_bound(Account.id),
     )
     .where(*_OWN)
     .order_by(Account.id)
-    .with_for_update()
 )
-_BALANCES = select(*publish.BALANCE_COLUMNS).where(*_OWN).order_by(Account.id)
 _INSERT_MOVEMENT = insert(Movement).values(
     _bound(Movement.__table__, [c.name for c in Movement.__table__.columns])
 )
@@ -188,14 +191,15 @@ async def _record(
     """The movement's two batches (on SQLite nothing between them may suspend: `kit.direct`)."""
     own = {"user_id": user_id, "from_id": spec.from_account_id, "to_id": spec.to_account_id}
     reads: list[tuple[Any, dict[str, Any]]] = [
-        (_ACCOUNTS, own),
-        (_BALANCES, {**own, **repo.balance_params(now)}),
+        (_ACCOUNTS, {**own, **repo.balance_params(now)}),
         (_STATE, {"user_id": user_id}),
     ]
-    if txn.dialect == "postgresql":  # before any row lock, as `service.record_movements`
-        reads.insert(0, (SERIALIZE_EVENTS, serialize_key(user_id)))
-    *_, found, before, state_rows = await txn.batch(reads)
-    accounts = {row.public_id: row for row in map(AccountRow._make, found)}
+    if txn.dialect == "postgresql":  # the user's event lock before any row lock, as
+        # `service.record_movements`; the balances are read in a statement after the locks
+        # (READ COMMITTED: a snapshot that sees what a writer waited for has committed)
+        reads[:0] = [(SERIALIZE_EVENTS, serialize_key(user_id)), (_LOCK, own)]
+    *_, found, state_rows = await txn.batch(reads)
+    accounts = {row[1]: AccountRow._make(row[:6]) for row in found}
     source = accounts.get(spec.from_account_id)
     target = accounts.get(spec.to_account_id)
     if source is None:
@@ -211,8 +215,8 @@ async def _record(
     assert pair is not None  # two accounts, one day
     writes: list[tuple[Any, dict[str, Any]]] = [
         (_INSERT_MOVEMENT, row),
-        (projections.UPSERT_PAIR[txn.dialect], pair[0]),
-        (projections.SHIFT_PAIR, pair[1]),
+        (projections.SHIFT_PAIR, pair[0]),
+        (projections.INSERT_MISSING_PAIR[txn.dialect], pair[1]),
     ]
     by_id = {source.id: source, target.id: target}
     writes += [
@@ -220,7 +224,10 @@ async def _record(
     ]
 
     moved = publish.moved_by([row], now)
-    after = [(*columns, int(balance) + moved[columns[0]]) for *columns, balance in before]
+    after = [  # as `publish.BALANCE_COLUMNS`
+        (account_id, public_id, currency, exponent, account_type, int(balance) + moved[account_id])
+        for account_id, public_id, _, account_type, currency, exponent, balance in found
+    ]
     events, worth_changed, kinds = publish.balance_events(user_id, after, moved=moved)
     future = row["value_time"] if row["value_time"] > now else None
     counted = any(kind in networth.NET_WORTH_TYPES for kind in kinds.values())

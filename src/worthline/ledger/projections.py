@@ -1,9 +1,11 @@
 """`balances_live`: the end-of-day balance projection, kept in the same transaction as movements.
 
-A movement on day `d` between accounts F and T:
-1. recomputes the rows (F, d) and (T, d) as the previous row's balance plus all of that day's
-   movements (an upsert: creates the row when missing, corrects it when present);
-2. adds its amount to every later row of both accounts (one UPDATE per account).
+A movement on day `d` between accounts F and T, as DESIGN.md describes:
+1. adds its amount to every row of both accounts on or after `d` (one UPDATE);
+2. creates the rows (F, d) and (T, d) where missing, as the previous row's balance plus all of
+   that day's movements (which include the new one). Where the row was there, step 1 has
+   brought it up to date, and nothing is summed: a row exists for every day with movements, so
+   a missing row means the day had none before this one.
 A backdated movement is therefore right at once. Both statements touch only rows of accounts the
 caller has locked (`repository.lock_accounts`), so concurrent writers serialise per account.
 
@@ -47,11 +49,11 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _closing_balance_of_day(suffix: str) -> Any:
-    """SELECT the closing balance of account `:account<suffix>` on `:day<suffix>`, from the
+def _missing_day(suffix: str) -> Any:
+    """SELECT the closing balance of account `:account<suffix>` on `:day<suffix>` from the
     previous projection row and that day's movements (which already include the ones being
-    recorded). Built once, with bind parameters: building it per call cost more CPU than
-    running it."""
+    recorded), or no row when the projection has that day already. Built once, with bind
+    parameters: building it per call cost more CPU than running it."""
     account = bindparam(f"account{suffix}", type_=Integer)
     day = bindparam(f"day{suffix}", type_=Date)
     start = bindparam(f"start{suffix}", type_=UTCDateTime())
@@ -63,6 +65,9 @@ def _closing_balance_of_day(suffix: str) -> Any:
         .limit(1)
         .scalar_subquery()
     )
+    present = select(BalanceLive.balance_date).where(
+        BalanceLive.account_id == account, BalanceLive.balance_date == day
+    )
 
     def side(column: Any) -> Any:
         return (
@@ -71,6 +76,8 @@ def _closing_balance_of_day(suffix: str) -> Any:
             .scalar_subquery()
         )
 
+    # The condition sits in each SELECT of its own, so that the sums run only for a row that
+    # is missing.
     return select(
         account.label("account_id"),
         day.label("balance_date"),
@@ -80,7 +87,7 @@ def _closing_balance_of_day(suffix: str) -> Any:
             - side(Movement.from_account_id)
         ).label("balance"),
         bindparam("now", type_=UTCDateTime()).label("updated_at"),
-    )
+    ).where(~present.exists())
 
 
 # Core table, not the ORM entity: executed with a parameter dict, an ORM statement would be
@@ -88,29 +95,28 @@ def _closing_balance_of_day(suffix: str) -> Any:
 _TABLE = BalanceLive.__table__
 
 
-def _upsert(rows: Any, dialect: str) -> Any:
+def _insert_missing(rows: Any, dialect: str) -> Any:
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     # `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join's ON.
     statement = insert_(_TABLE).from_select(
         ["account_id", "balance_date", "balance", "updated_at"],
         select(rows.subquery()).where(true()),
     )
-    return statement.on_conflict_do_update(
-        index_elements=["account_id", "balance_date"],
-        set_={"balance": statement.excluded.balance, "updated_at": statement.excluded.updated_at},
-    )
+    # The accounts are locked, so no other writer can have added the row meanwhile; were one
+    # there, it would be up to date already (step 1).
+    return statement.on_conflict_do_nothing(index_elements=["account_id", "balance_date"])
 
 
-_UPSERT_ONE = {d: _upsert(_closing_balance_of_day(""), d) for d in ("sqlite", "postgresql")}
-UPSERT_PAIR = {  # one movement: both of its accounts on its day
-    d: _upsert(union_all(_closing_balance_of_day("_a"), _closing_balance_of_day("_b")), d)
+_INSERT_MISSING_ONE = {d: _insert_missing(_missing_day(""), d) for d in ("sqlite", "postgresql")}
+INSERT_MISSING_PAIR = {  # one movement: both of its accounts on its day
+    d: _insert_missing(union_all(_missing_day("_a"), _missing_day("_b")), d)
     for d in ("sqlite", "postgresql")
 }
 _SHIFT_ONE = (
     update(_TABLE)
     .where(
         _TABLE.c.account_id == bindparam("account", type_=Integer),
-        _TABLE.c.balance_date > bindparam("day", type_=Date),
+        _TABLE.c.balance_date >= bindparam("day", type_=Date),
     )
     .values(
         balance=_TABLE.c.balance + bindparam("delta", type_=BigInteger),
@@ -123,7 +129,7 @@ SHIFT_PAIR = (
         _TABLE.c.account_id.in_(
             [bindparam("account_a", type_=Integer), bindparam("account_b", type_=Integer)]
         ),
-        _TABLE.c.balance_date > bindparam("day", type_=Date),
+        _TABLE.c.balance_date >= bindparam("day", type_=Date),
     )
     .values(
         balance=_TABLE.c.balance
@@ -142,15 +148,23 @@ SHIFT_PAIR = (
 def pair_params(
     deltas: dict[tuple[int, date], int], now: datetime
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """For the deltas of one movement (two accounts, one day): the parameters of `UPSERT_PAIR`
-    and then `SHIFT_PAIR`, which bring both accounts up to date in two statements. None for
-    any other shape of deltas."""
+    """For the deltas of one movement (two accounts, one day): the parameters of `SHIFT_PAIR`
+    and then `INSERT_MISSING_PAIR`, which bring both accounts up to date in two statements.
+    None for any other shape of deltas."""
     keys = list(deltas)
     if len(keys) != 2 or keys[0][1] != keys[1][1]:
         return None
     (a, day), (b, _) = keys
     start, end = day_bounds(day)
-    upsert = {
+    shift = {
+        "account_a": a,
+        "account_b": b,
+        "day": day,
+        "delta_a": deltas[keys[0]],
+        "delta_b": deltas[keys[1]],
+        "now": now,
+    }
+    missing = {
         "account_a": a,
         "day_a": day,
         "start_a": start,
@@ -161,26 +175,18 @@ def pair_params(
         "end_b": end,
         "now": now,
     }
-    shift = {
-        "account_a": a,
-        "account_b": b,
-        "day": day,
-        "delta_a": deltas[keys[0]],
-        "delta_b": deltas[keys[1]],
-        "now": now,
-    }
-    return upsert, shift
+    return shift, missing
 
 
 async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:
     """Bring the projection up to date for movements already inserted in this transaction,
     given their net delta per (account, day).
 
-    For each (account, day): recompute that day's row (upsert), then shift every later row of
-    the account by the delta. Recomputing reads the rows as they are at that moment, so the
-    result is right in any order of the pairs. A single movement (two accounts, one day) does
-    both accounts in one upsert and one UPDATE. Meant for a handful of pairs; larger writes
-    use `rebuild`."""
+    For each (account, day): shift every row of the account from that day on by the delta,
+    then create that day's row if it is missing. Right in any order of the pairs: a row
+    created from a previous row that a pair still to come will shift is shifted with it. A
+    single movement (two accounts, one day) does both accounts in one UPDATE and one INSERT.
+    Meant for a handful of pairs; larger writes use `rebuild`."""
     if not deltas:
         return
     assert len(deltas) <= SETWISE_THRESHOLD, "use rebuild() for large writes"
@@ -188,19 +194,19 @@ async def apply_days(session: AsyncSession, deltas: dict[tuple[int, date], int])
     now = utcnow()
     pair = pair_params(deltas, now)
     if pair is not None:
-        await session.execute(UPSERT_PAIR[dialect], pair[0])
-        await session.execute(SHIFT_PAIR, pair[1])
+        await session.execute(SHIFT_PAIR, pair[0])
+        await session.execute(INSERT_MISSING_PAIR[dialect], pair[1])
         return
     for (account, day), delta in deltas.items():
-        start, end = day_bounds(day)
-        await session.execute(
-            _UPSERT_ONE[dialect],
-            {"account": account, "day": day, "start": start, "end": end, "now": now},
-        )
         if delta:
             await session.execute(
                 _SHIFT_ONE, {"account": account, "day": day, "delta": delta, "now": now}
             )
+        start, end = day_bounds(day)
+        await session.execute(
+            _INSERT_MISSING_ONE[dialect],
+            {"account": account, "day": day, "start": start, "end": end, "now": now},
+        )
 
 
 async def apply(session: AsyncSession, deltas: dict[tuple[int, date], int]) -> None:

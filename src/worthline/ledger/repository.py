@@ -1,5 +1,5 @@
 """Ledger statements. Every query is scoped to the caller's user id; balances are read from the
-`balances_live` projection (plus the same day's movements) or, for `known_at`, summed from the
+`balances_live` projection (less the same day's later movements) or, for `known_at`, summed from the
 movements as recorded by then."""
 
 from __future__ import annotations
@@ -69,55 +69,60 @@ async def accounts(
     return list(await session.scalars(query))
 
 
-def _net_on_day(account_col: Any, start: datetime, at: datetime) -> Any:
-    """Incoming minus outgoing of the account in [start, at], as a scalar subquery."""
-    incoming = (
-        select(func.coalesce(func.sum(Movement.amount), 0))
-        .where(
-            Movement.to_account_id == account_col,
-            Movement.value_time >= start,
-            Movement.value_time <= at,
+def _net(account_col: Any, *when: Any) -> Any:
+    """Incoming minus outgoing of the account over the movements whose value time meets
+    `when`, as a scalar subquery."""
+
+    def side(column: Any) -> Any:
+        return (
+            select(func.coalesce(func.sum(Movement.amount), 0))
+            .where(column == account_col, *when)
+            .scalar_subquery()
         )
-        .scalar_subquery()
+
+    return side(Movement.to_account_id) - side(Movement.from_account_id)
+
+
+def _closing(account_col: Any, day: Any, *, before: bool = False) -> Any:
+    """The account's projected closing balance on `day` (the last row on or before it; 0 when
+    there is none), or on the day before it when `before`."""
+    on_or_before = BalanceLive.balance_date < day if before else BalanceLive.balance_date <= day
+    return func.coalesce(
+        select(BalanceLive.balance)
+        .where(BalanceLive.account_id == account_col, on_or_before)
+        .order_by(BalanceLive.balance_date.desc())
+        .limit(1)
+        .scalar_subquery(),
+        0,
     )
-    outgoing = (
-        select(func.coalesce(func.sum(Movement.amount), 0))
-        .where(
-            Movement.from_account_id == account_col,
-            Movement.value_time >= start,
-            Movement.value_time <= at,
-        )
-        .scalar_subquery()
-    )
-    return incoming - outgoing
+
+
+def _balance(account_col: Any, day: Any, at: Any, end: Any) -> Any:
+    """The closing balance on `at`'s `day`, less what moves after `at` and before the next
+    day's start `end`."""
+    later = _net(account_col, Movement.value_time > at, Movement.value_time < end)
+    return _closing(account_col, day) - later
 
 
 def balance_expr(account_col: Any, at: datetime) -> Any:
-    """Balance of an account at value time `at`: the last closing balance before that day plus
-    the day's movements up to `at`. Index lookups only, whatever the account's history."""
-    start, _ = day_bounds(at.date())
-    previous = (
-        select(BalanceLive.balance)
-        .where(BalanceLive.account_id == account_col, BalanceLive.balance_date < at.date())
-        .order_by(BalanceLive.balance_date.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    return func.coalesce(previous, 0) + _net_on_day(account_col, start, at)
+    """Balance of an account at value time `at`: the closing balance of its day, less what
+    that day moves after `at` (a row exists for every day with movements, so the day's row, or
+    the last one before it when the day has none, is that closing balance). Index lookups
+    only, whatever the account's history; for `at` = now the day's later movements are usually
+    none, where the sum of the day's earlier ones would read every movement of the day so
+    far."""
+    day = at.astimezone(UTC).date()
+    return _balance(account_col, day, at, day_bounds(day)[1])
 
 
 def balance_at_column(account_col: Any, at_col: Any) -> Any:
-    """`balance_expr` with the instant given as a column: the balance of an account at many
-    instants in one query (one probe of the projection and of each day's movements per row),
-    for instance at the `captured_at` of every snapshot being reconciled."""
-    previous = (
-        select(BalanceLive.balance)
-        .where(BalanceLive.account_id == account_col, BalanceLive.balance_date < utc_date(at_col))
-        .order_by(BalanceLive.balance_date.desc())
-        .limit(1)
-        .scalar_subquery()
+    """The balance of an account at an instant given as a column: at many instants in one
+    query (one probe of the projection and of each day's movements per row), for instance at
+    the `captured_at` of every snapshot being reconciled. These are past instants, for which
+    summing the day's movements up to the instant costs what summing those after it does."""
+    return _closing(account_col, utc_date(at_col), before=True) + _net(
+        account_col, Movement.value_time >= utc_day_start(at_col), Movement.value_time <= at_col
     )
-    return func.coalesce(previous, 0) + _net_on_day(account_col, utc_day_start(at_col), at_col)
 
 
 def balance_bound(account_col: Any) -> Any:
@@ -125,21 +130,14 @@ def balance_bound(account_col: Any) -> Any:
     that a statement using it is built once: the hot paths (every movement's events, account
     reads) would otherwise spend more CPU building the query than running it."""
     day = bindparam("bal_day", type_=Date)
-    start = bindparam("bal_start", type_=UTCDateTime())
     at = bindparam("bal_at", type_=UTCDateTime())
-    previous = (
-        select(BalanceLive.balance)
-        .where(BalanceLive.account_id == account_col, BalanceLive.balance_date < day)
-        .order_by(BalanceLive.balance_date.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    return func.coalesce(previous, 0) + _net_on_day(account_col, start, at)
+    end = bindparam("bal_end", type_=UTCDateTime())
+    return _balance(account_col, day, at, end)
 
 
 def balance_params(at: datetime) -> dict[str, Any]:
     day = at.astimezone(UTC).date()
-    return {"bal_day": day, "bal_start": day_bounds(day)[0], "bal_at": at}
+    return {"bal_day": day, "bal_at": at, "bal_end": day_bounds(day)[1]}
 
 
 _BALANCES_AT = select(Account.id, balance_bound(Account.id)).where(

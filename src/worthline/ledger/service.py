@@ -274,6 +274,9 @@ async def _record(
             Batch(id=batch_id, user_id=user_id, description=batch_description, created_at=now)
         )
         await session.flush()
+    if any(abs(delta) > LARGEST_BALANCE for delta in deltas.values()):
+        # a day's net change no 64-bit row could be shifted by (nor SQLite bind)
+        raise out_of_range(accounts.values(), loc_base)
     await session.execute(insert(Movement), rows)
     try:
         await projections.apply(session, deltas)
