@@ -15,6 +15,7 @@ rebuilt set-wise at the end instead (`projections.rebuild`), in the same transac
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -173,7 +174,10 @@ class _Importer:
         self.ids = bulk.time_ordered_ids()
         # Driver-ready values (kit.bulk): the constant ones converted once.
         self.time = writer.converter(MOVEMENTS.c.value_time) or (lambda value: value)
-        self.day = writer.converter(BALANCES.c.balance_date) or (lambda value: value)
+        # Memoised: a day is converted for every account that moves on it.
+        self.day = functools.lru_cache(4096)(
+            writer.converter(BALANCES.c.balance_date) or (lambda value: value)
+        )
         self.now_value = self.time(now)
         self.user_value = (writer.converter(BATCHES.c.user_id) or (lambda value: value))(user_id)
         self.flag = writer.converter(BATCHES.c.pending) or (lambda value: value)
