@@ -101,7 +101,16 @@ _OWN = (
 _LOCK = (  # PostgreSQL, in id order as `repository.lock_accounts` (SQLite: BEGIN IMMEDIATE)
     select(Account.id).where(*_OWN).order_by(Account.id).with_for_update()
 )
-_ACCOUNTS = (  # with their balances as of now; read once the accounts are locked
+_STATE = (  # `StateRow`
+    NetWorthState.currency,
+    NetWorthState.net_worth,
+    NetWorthState.account_count,
+    NetWorthState.computed_at,
+    NetWorthState.exact,
+    NetWorthState.valid_until,
+)
+_ACCOUNTS = (  # with their balances as of now and the user's net worth (on each row, None
+    # without one); read once the accounts are locked
     select(
         Account.id,
         Account.public_id,
@@ -110,7 +119,9 @@ _ACCOUNTS = (  # with their balances as of now; read once the accounts are locke
         Account.currency,
         Account.exponent,
         repo.balance_bound(Account.id),
+        *_STATE,
     )
+    .outerjoin(NetWorthState, NetWorthState.user_id == Account.user_id)
     .where(*_OWN)
     .order_by(Account.id)
 )
@@ -129,14 +140,6 @@ _INSERT_EVENTS = {  # two balance events, and the net worth's when it moved
     .returning(EventRecord.id)
     for n in (2, 3)
 }
-_STATE = select(
-    NetWorthState.currency,
-    NetWorthState.net_worth,
-    NetWorthState.account_count,
-    NetWorthState.computed_at,
-    NetWorthState.exact,
-    NetWorthState.valid_until,
-).where(NetWorthState.user_id == bindparam("user_id"))
 _STORE_STATE = (
     update(NetWorthState)
     .where(NetWorthState.user_id == bindparam("state_user"))
@@ -190,15 +193,12 @@ async def _record(
 ) -> tuple[dict[str, Any], list[RecordedEvent]]:
     """The movement's two batches (on SQLite nothing between them may suspend: `kit.direct`)."""
     own = {"user_id": user_id, "from_id": spec.from_account_id, "to_id": spec.to_account_id}
-    reads: list[tuple[Any, dict[str, Any]]] = [
-        (_ACCOUNTS, {**own, **repo.balance_params(now)}),
-        (_STATE, {"user_id": user_id}),
-    ]
+    reads: list[tuple[Any, dict[str, Any]]] = [(_ACCOUNTS, {**own, **repo.balance_params(now)})]
     if txn.dialect == "postgresql":  # the user's event lock before any row lock, as
         # `service.record_movements`; the balances are read in a statement after the locks
         # (READ COMMITTED: a snapshot that sees what a writer waited for has committed)
         reads[:0] = [(SERIALIZE_EVENTS, serialize_key(user_id)), (_LOCK, own)]
-    *_, found, state_rows = await txn.batch(reads)
+    *_, found = await txn.batch(reads)
     accounts = {row[1]: AccountRow._make(row[:6]) for row in found}
     source = accounts.get(spec.from_account_id)
     target = accounts.get(spec.to_account_id)
@@ -226,13 +226,13 @@ async def _record(
     moved = publish.moved_by([row], now)
     after = [  # as `publish.BALANCE_COLUMNS`
         (account_id, public_id, currency, exponent, account_type, int(balance) + moved[account_id])
-        for account_id, public_id, _, account_type, currency, exponent, balance in found
+        for account_id, public_id, _, account_type, currency, exponent, balance, *_ in found
     ]
     events, worth_changed, kinds = publish.balance_events(user_id, after, moved=moved)
     future = row["value_time"] if row["value_time"] > now else None
     counted = any(kind in networth.NET_WORTH_TYPES for kind in kinds.values())
     if worth_changed or (future is not None and counted):  # as `publish.balances_updated`
-        state = StateRow._make(state_rows[0]) if state_rows else None
+        state = StateRow._make(found[0][7:]) if found[0][7] is not None else None
         changes = networth.balance_changes(events, user_id, kinds)
         stored, worth = _add_to_net_worth(state, user_id, changes, future, utcnow())
         writes.append((_STORE_STATE, stored))
