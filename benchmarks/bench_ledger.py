@@ -111,6 +111,18 @@ def _machine_cpu() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_check() -> float:
+    """Milliseconds for a fixed piece of pure Python (the best of three): how fast this VM runs
+    right now, to compare figures taken at different times (a shared VM's speed changes by a
+    third from one hour to the next; the figures move with it)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(range(10_000_000))
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def _pct(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -311,7 +323,10 @@ def main() -> None:
     if args.what == "_import_child":
         asyncio.run(_import_child(args.url, args.journal))
         return
-    print(f"engine: {args.engine}; python {sys.version.split()[0]}; {os.cpu_count()} cores")
+    print(
+        f"engine: {args.engine}; python {sys.version.split()[0]}; {os.cpu_count()} cores; "
+        f"CPU check {_cpu_check():.0f} ms"
+    )
     with Scratch(args.engine) as scratch:
         if args.what == "movements":
             run = asyncio.run
