@@ -109,8 +109,7 @@ _STATE = (  # `StateRow`
     NetWorthState.exact,
     NetWorthState.valid_until,
 )
-_ACCOUNTS = (  # with their balances as of now and the user's net worth (on each row, None
-    # without one); read once the accounts are locked
+_ACCOUNTS = (  # read once the accounts are locked, each row with the user's net worth
     select(
         Account.id,
         Account.public_id,
@@ -125,6 +124,9 @@ _ACCOUNTS = (  # with their balances as of now and the user's net worth (on each
     .where(*_OWN)
     .order_by(Account.id)
 )
+# An `_ACCOUNTS` row: its `AccountRow`, its balance as of now, and the `StateRow` (all None when
+# the user has no net worth stored yet).
+_ACCOUNT, _BALANCE, _WORTH = slice(0, 6), 6, slice(7, None)
 _INSERT_MOVEMENT = insert(Movement).values(
     _bound(Movement.__table__, [c.name for c in Movement.__table__.columns])
 )
@@ -199,7 +201,8 @@ async def _record(
         # (READ COMMITTED: a snapshot that sees what a writer waited for has committed)
         reads[:0] = [(SERIALIZE_EVENTS, serialize_key(user_id)), (_LOCK, own)]
     *_, found = await txn.batch(reads)
-    accounts = {row[1]: AccountRow._make(row[:6]) for row in found}
+    read = [(AccountRow._make(each[_ACCOUNT]), int(each[_BALANCE])) for each in found]
+    accounts = {account.public_id: account for account, _ in read}
     source = accounts.get(spec.from_account_id)
     target = accounts.get(spec.to_account_id)
     if source is None:
@@ -225,14 +228,15 @@ async def _record(
 
     moved = publish.moved_by([row], now)
     after = [  # as `publish.BALANCE_COLUMNS`
-        (account_id, public_id, currency, exponent, account_type, int(balance) + moved[account_id])
-        for account_id, public_id, _, account_type, currency, exponent, balance, *_ in found
+        (a.id, a.public_id, a.currency, a.exponent, a.account_type, balance + moved[a.id])
+        for a, balance in read
     ]
     events, worth_changed, kinds = publish.balance_events(user_id, after, moved=moved)
     future = row["value_time"] if row["value_time"] > now else None
     counted = any(kind in networth.NET_WORTH_TYPES for kind in kinds.values())
     if worth_changed or (future is not None and counted):  # as `publish.balances_updated`
-        state = StateRow._make(found[0][7:]) if found[0][7] is not None else None
+        stored_state = found[0][_WORTH]
+        state = StateRow._make(stored_state) if stored_state[0] is not None else None
         changes = networth.balance_changes(events, user_id, kinds)
         stored, worth = _add_to_net_worth(state, user_id, changes, future, utcnow())
         writes.append((_STORE_STATE, stored))
