@@ -1,6 +1,6 @@
 """Ledger statements. Every query is scoped to the caller's user id; balances are read from the
-`balances_live` projection (less the same day's later movements) or, for `known_at`, summed from the
-movements as recorded by then."""
+`balances_live` projection (less the same day's later movements) or, for `known_at`, summed
+from the movements as recorded by then."""
 
 from __future__ import annotations
 
