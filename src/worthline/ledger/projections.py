@@ -49,6 +49,20 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def closing_balance(account_col: Any, day: Any, *, before: bool = False) -> Any:
+    """The account's projected closing balance on `day` (the last row on or before it; 0 when
+    there is none), or on the day before it when `before`, as a scalar subquery."""
+    on_or_before = BalanceLive.balance_date < day if before else BalanceLive.balance_date <= day
+    return func.coalesce(
+        select(BalanceLive.balance)
+        .where(BalanceLive.account_id == account_col, on_or_before)
+        .order_by(BalanceLive.balance_date.desc())
+        .limit(1)
+        .scalar_subquery(),
+        0,
+    )
+
+
 def _missing_day(suffix: str) -> Any:
     """SELECT the closing balance of account `:account<suffix>` on `:day<suffix>` from the
     previous projection row and that day's movements (which already include the ones being
@@ -58,13 +72,6 @@ def _missing_day(suffix: str) -> Any:
     day = bindparam(f"day{suffix}", type_=Date)
     start = bindparam(f"start{suffix}", type_=UTCDateTime())
     end = bindparam(f"end{suffix}", type_=UTCDateTime())
-    previous = (
-        select(BalanceLive.balance)
-        .where(BalanceLive.account_id == account, BalanceLive.balance_date < day)
-        .order_by(BalanceLive.balance_date.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     present = select(BalanceLive.balance_date).where(
         BalanceLive.account_id == account, BalanceLive.balance_date == day
     )
@@ -82,7 +89,7 @@ def _missing_day(suffix: str) -> Any:
         account.label("account_id"),
         day.label("balance_date"),
         (
-            func.coalesce(previous, 0)
+            closing_balance(account, day, before=True)
             + side(Movement.to_account_id)
             - side(Movement.from_account_id)
         ).label("balance"),
@@ -253,14 +260,7 @@ async def rebuild(
     )
     running = func.sum(daily.c.net).over(partition_by=daily.c.account_id, order_by=daily.c.day)
     if since is not None:
-        base = (
-            select(BalanceLive.balance)
-            .where(BalanceLive.account_id == daily.c.account_id, BalanceLive.balance_date < since)
-            .order_by(BalanceLive.balance_date.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        running = running + func.coalesce(base, 0)
+        running = running + closing_balance(daily.c.account_id, since, before=True)
     await session.execute(
         insert(BalanceLive).from_select(
             ["account_id", "balance_date", "balance", "updated_at"],

@@ -16,7 +16,7 @@ from worthline.kit.db import UTCDateTime
 from worthline.kit.sql import utc_date, utc_day_start
 from worthline.ledger.models import Account, BalanceLive, Movement
 from worthline.ledger.paths import prefix_pattern
-from worthline.ledger.projections import day_bounds
+from worthline.ledger.projections import closing_balance, day_bounds
 
 
 def accounts_query(user_id: uuid.UUID) -> Select[tuple[Account]]:
@@ -83,25 +83,11 @@ def _net(account_col: Any, *when: Any) -> Any:
     return side(Movement.to_account_id) - side(Movement.from_account_id)
 
 
-def _closing(account_col: Any, day: Any, *, before: bool = False) -> Any:
-    """The account's projected closing balance on `day` (the last row on or before it; 0 when
-    there is none), or on the day before it when `before`."""
-    on_or_before = BalanceLive.balance_date < day if before else BalanceLive.balance_date <= day
-    return func.coalesce(
-        select(BalanceLive.balance)
-        .where(BalanceLive.account_id == account_col, on_or_before)
-        .order_by(BalanceLive.balance_date.desc())
-        .limit(1)
-        .scalar_subquery(),
-        0,
-    )
-
-
 def _balance(account_col: Any, day: Any, at: Any, end: Any) -> Any:
     """The closing balance on `at`'s `day`, less what moves after `at` and before the next
     day's start `end`."""
     later = _net(account_col, Movement.value_time > at, Movement.value_time < end)
-    return _closing(account_col, day) - later
+    return closing_balance(account_col, day) - later
 
 
 def balance_expr(account_col: Any, at: datetime) -> Any:
@@ -120,7 +106,7 @@ def balance_at_column(account_col: Any, at_col: Any) -> Any:
     query (one probe of the projection and of each day's movements per row), for instance at
     the `captured_at` of every snapshot being reconciled. These are past instants, for which
     summing the day's movements up to the instant costs what summing those after it does."""
-    return _closing(account_col, utc_date(at_col), before=True) + _net(
+    return closing_balance(account_col, utc_date(at_col), before=True) + _net(
         account_col, Movement.value_time >= utc_day_start(at_col), Movement.value_time <= at_col
     )
 
