@@ -41,6 +41,15 @@ async def test_redis_carries_events_between_processes_in_order(redis_url):
         await worker_2.close()
 
 
+def test_a_message_keeps_its_predecessor_on_the_wire():
+    ada = uuid.uuid4()
+    message = BusMessage(12, ada, "portfolio.balance.updated", "{}", after=11)
+    assert eventbus._decode(eventbus._encode([message])) == [message]
+    # From a process of the previous version: four fields, predecessor unknown.
+    old = f'[[12, "{ada}", "portfolio.balance.updated", "{{}}"]]'
+    assert eventbus._decode(old) == [BusMessage(12, ada, "portfolio.balance.updated", "{}")]
+
+
 async def test_a_client_that_does_not_keep_up_is_closed_not_silently_skipped(monkeypatch):
     monkeypatch.setattr(eventbus, "QUEUE_LIMIT", 3)
     bus, user = EventBus(), uuid.uuid4()

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conftest import register_and_login
 from ledger.factories import account, move
 from worthline.eventstream.events import (
     EVENT_HANDLERS,
@@ -26,7 +27,7 @@ from worthline.eventstream.events import (
     to_payload,
 )
 from worthline.eventstream.models import EventRecord
-from worthline.eventstream.service import Dispatcher, record
+from worthline.eventstream.service import Dispatcher, chain, record
 from worthline.kit.db import after_commit, unit_of_work
 from worthline.kit.eventbus import BusMessage, EventBus
 
@@ -427,3 +428,35 @@ async def test_a_unit_of_work_dispatches_before_giving_its_connection_back(db, m
     async with unit_of_work(db) as session:
         after_commit(session, "an item")
     assert steps == ["dispatch", "close"]
+
+
+async def test_each_event_names_its_users_event_before_it(client, auth, published, db):
+    """`after` (what a stream checks its order with) is the id of the same user's previous
+    event in the log: through `POST /movements`, a batch, and with another user writing in
+    between."""
+    headers = auth["headers"]
+    bank = await account(client, headers, "Asset:Bank")
+    salary = await account(client, headers, "Income:Salary")
+    bob = await register_and_login(client, "bob@example.com")
+    bob_bank = await account(client, bob["headers"], "Asset:Bank")
+    bob_salary = await account(client, bob["headers"], "Income:Salary")
+    for amount in ("1.00", "2.00"):
+        await move(client, headers, salary, bank, amount)  # one movement: the direct path
+        await move(client, bob["headers"], bob_salary, bob_bank, amount)
+    legs = [{"from_account_id": salary["id"], "to_account_id": bank["id"], "amount": "3.00"}] * 2
+    response = await client.post("/movements/batch", json={"movements": legs}, headers=headers)
+    assert response.status_code == 201, response.text
+
+    assert len(published) >= 12
+    for user_id in {event.user_id for event in published}:
+        mine = [event for event in published if event.user_id == user_id]
+        logged = [row.id for row in await _log(db, user_id)]
+        assert [event.id for event in mine] == logged
+        assert [event.after for event in mine] == [0, *logged[:-1]]
+
+
+def test_chain_links_each_users_events_in_id_order():
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    ids = [12, 10, 11, 13]  # as RETURNING may give them
+    users = [ada, bob, ada, ada]
+    assert chain(ids, users, {ada: 7}) == [11, 0, 7, 12]

@@ -18,6 +18,7 @@ from eventstream.support import open_stream, serving, summary
 from ledger.factories import account, move
 from worthline.app import create_app
 from worthline.eventstream import service
+from worthline.eventstream.events import RecordedEvent, broadcast
 from worthline.eventstream.models import EventRecord
 from worthline.kit.context import AppContext
 from worthline.kit.db import unit_of_work
@@ -263,6 +264,66 @@ async def test_concurrent_writes_of_one_user_arrive_in_id_order(http):
     cut = ids[20]
     async with open_stream(http, headers | {"Last-Event-ID": str(cut)}) as stream:
         assert [int(m.id) for m in await stream.take(27)] == ids[21:]
+
+
+async def _held_back(ctx: AppContext, write) -> list[RecordedEvent]:
+    """Run `write` with its events committed but not published (as if the process that
+    wrote them were slow to relay them)."""
+    dispatch, held = ctx.db.on_commit, []
+
+    async def hold(items: list) -> None:
+        held.extend(item for item in items if isinstance(item, RecordedEvent))
+
+    ctx.db.on_commit = hold
+    try:
+        await write()
+    finally:
+        ctx.db.on_commit = dispatch
+    return held
+
+
+@pytest.mark.parametrize("resume", [False, True])
+async def test_publications_that_cross_between_processes_arrive_in_log_order(http, ctx, resume):
+    """Two worker processes relay their commits independently, so the second write's events
+    can reach a stream first. The stream sends the first write's from the log, in order, and
+    drops their late publications as repeats."""
+    headers, bank, salary = await _setup(http)
+    await move(http, headers, salary, bank, "1.00")
+    resume_at = {"Last-Event-ID": "0"} if resume else {}
+    async with open_stream(http, headers | resume_at) as stream:
+        if resume:
+            assert len(await stream.take(3)) == 3  # the replay
+        first = await _held_back(ctx, lambda: move(http, headers, salary, bank, "2.00"))
+        second = await _held_back(ctx, lambda: move(http, headers, salary, bank, "4.00"))
+        assert len(first) == len(second) == 3
+        for recorded in second + first:  # crossed on the way
+            await broadcast(recorded, ctx.bus)
+        received = await stream.take(6)
+        assert await stream.nothing_within(0.3)  # no repeats
+    assert [int(m.id) for m in received] == [r.id for r in first + second]
+    assert summary(received) == [
+        "balance 3.00", "balance -3.00", "networth 3.00",
+        "balance 7.00", "balance -7.00", "networth 7.00",
+    ]  # fmt: skip
+
+
+async def test_a_lost_publication_is_caught_up_at_the_next_event(http, ctx):
+    """Redis pub/sub is best effort: when one write's publication never arrives, the stream
+    reads its events from the log as soon as the next event names them as its predecessors."""
+    headers, bank, salary = await _setup(http)
+    async with open_stream(http, headers) as stream:
+        lost = await _held_back(ctx, lambda: move(http, headers, salary, bank, "2.00"))
+        assert await stream.nothing_within(0.3)
+        await move(http, headers, salary, bank, "3.00")
+        received = await stream.take(len(lost) + 3)
+        assert await stream.nothing_within(0.3)
+    ids = [int(m.id) for m in received]
+    assert ids[: len(lost)] == [r.id for r in lost]
+    assert ids == sorted(set(ids))
+    assert [m.json["new_balance"] for m in received if m.json.get("account_id") == bank["id"]] == [
+        "2.00",
+        "5.00",
+    ]
 
 
 async def test_a_stream_ends_at_its_maximum_lifetime(database_url: str, tmp_path: Path):

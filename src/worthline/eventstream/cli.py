@@ -36,10 +36,18 @@ def tail(
             async with ctx.db.read_session() as session:
                 owner = await _user_id(session, user)
             if ctx.bus.shared:
+                async with ctx.db.read_session() as session:
+                    sent = await service.last_event_id(session, owner.id) or 0
                 subscription = await ctx.bus.subscribe(owner.id)
                 console.print(f"Following {owner.email} through Redis (Ctrl-C to stop)")
-                while (message := await subscription.get()) is not None:
-                    _print(message.id, message.event, message.data)
+                while True:  # in log order, as `GET /events` sends them
+                    batch = await subscription.get_many()
+                    live = [m for m in batch if m is not None]
+                    messages, sent = await service.in_order(ctx.db, owner.id, sent, live)
+                    for message in messages:
+                        _print(message.id, message.event, message.data)
+                    if batch[-1] is None:
+                        break
                 console.print(f"[yellow]Stream closed: {subscription.closed_reason}[/]")
                 return
             console.print(

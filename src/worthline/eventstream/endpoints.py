@@ -73,10 +73,16 @@ def _sse(message: BusMessage) -> ServerSentEvent:
 
 
 async def _stream(
-    ctx: AppContext, subscription: Subscription, user_id: uuid.UUID, last_id: int | None
+    ctx: AppContext,
+    subscription: Subscription,
+    user_id: uuid.UUID,
+    last_id: int | None,
+    start: int,
 ) -> AsyncIterator[ServerSentEvent | bytes]:
-    """Replay (ids above `last_id`, from the log) then live. The subscription was opened before
-    the replay query, so nothing committed meanwhile is missed; what both see is sent once.
+    """Replay (ids above `last_id`, from the log) then live; without `last_id`, live events
+    after `start` (the user's last event id when the stream opened). The subscription was
+    opened before the replay query, so nothing committed meanwhile is missed; what both see is
+    sent once, and live events go out in log order (`service.in_order`).
     A stream lasts at most `sse_max_stream_seconds`: the credential it was opened with may have
     expired or been revoked since, so the client reconnects (and re-authenticates) to go on."""
     expiry = asyncio.get_running_loop().call_later(
@@ -85,7 +91,7 @@ async def _stream(
         "time to re-authenticate (this stream reached its maximum lifetime)",
     )
     try:
-        replayed_through = last_id
+        sent: int | None = start if last_id is None else last_id
         if last_id is not None:
             async with ctx.db.read_session() as session:
                 horizon = await service.purged_through(session)
@@ -97,25 +103,22 @@ async def _stream(
                         f"{last_id} are lost; reload current state. Resuming with live events."
                     )
                 )
+                sent = None  # live events as they come
             else:
                 while True:
                     async with ctx.db.read_session() as session:
-                        page = await service.events_after(session, user_id, replayed_through)
+                        page = await service.events_after(session, user_id, last_id)
                     for message in page:
                         yield _sse(message)
-                        replayed_through = message.id
+                        sent = last_id = message.id
                     if len(page) < service.REPLAY_PAGE:
                         break
         while True:
             batch = await subscription.get_many()
-            chunk = b"".join(
-                _sse(m).encode()
-                for m in batch
-                # Drop what the replay sent already.
-                if m is not None and (replayed_through is None or m.id > replayed_through)
-            )
-            if chunk:
-                yield chunk  # one write for everything that was waiting
+            live = [m for m in batch if m is not None]
+            messages, sent = await service.in_order(ctx.db, user_id, sent, live)
+            if messages:
+                yield b"".join(_sse(m).encode() for m in messages)  # one write for all
             if batch[-1] is None:
                 yield ServerSentEvent(
                     comment=f"stream closed: {subscription.closed_reason}; reconnect to resume"
@@ -156,9 +159,15 @@ async def stream_events(
             raise InvalidLastEventId("Last-Event-ID must be an event id sent by /events") from exc
         if last_id < 0:
             raise InvalidLastEventId("Last-Event-ID must be an event id sent by /events")
+    start = 0
+    if last_id is None:  # live from now on. Read before subscribing: an event committed in
+        # between, whose publication this stream misses, is read from the log when the next
+        # one names it as the event before (`service.in_order`).
+        async with ctx.db.read_session() as session:
+            start = await service.last_event_id(session, user_id) or 0
     subscription = await ctx.bus.subscribe(user_id)  # before any replay query
     return EventSourceResponse(
-        _stream(ctx, subscription, user_id, last_id),
+        _stream(ctx, subscription, user_id, last_id, start),
         ping=ctx.settings.sse_heartbeat_seconds,
         background=BackgroundTask(subscription.close),
     )

@@ -74,11 +74,14 @@ EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in SSE_NAMES}
 
 @dataclass(frozen=True, slots=True)
 class RecordedEvent:
-    """An event as stored in the log: its id there is the stream's `id:`."""
+    """An event as stored in the log: its id there is the stream's `id:`. `after`: the id of
+    the same user's event before it in the log (0: none), as the writer saw it under the
+    user's event lock (`service.serialize_events`); None if not known."""
 
     id: int
     event: Event
     created_at: datetime
+    after: int | None = None
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -104,10 +107,16 @@ def _field_names(event_type: type) -> tuple[str, ...]:
     return tuple(field.name for field in fields(event_type))  # (a third of `to_payload`'s time)
 
 
-def sse_message(event_id: int, type_name: str, payload: dict[str, Any]) -> BusMessage:
+def sse_message(
+    event_id: int, type_name: str, payload: dict[str, Any], after: int | None = None
+) -> BusMessage:
     cls = EVENT_TYPES[type_name]
     return BusMessage(
-        event_id, uuid.UUID(payload["user_id"]), SSE_NAMES[cls], orjson.dumps(payload).decode()
+        event_id,
+        uuid.UUID(payload["user_id"]),
+        SSE_NAMES[cls],
+        orjson.dumps(payload).decode(),
+        after,
     )
 
 
@@ -128,7 +137,9 @@ def _log_handler(level: int) -> Handler:
 async def broadcast(recorded: RecordedEvent, bus: EventBus) -> None:
     """SSE fan-out: to this process's streams, or through Redis to every worker's."""
     event = recorded.event
-    await bus.publish([sse_message(recorded.id, type(event).__name__, to_payload(event))])
+    await bus.publish(
+        [sse_message(recorded.id, type(event).__name__, to_payload(event), recorded.after)]
+    )
 
 
 EVENT_HANDLERS: dict[type[Any], list[Handler]] = {

@@ -10,7 +10,7 @@ import contextlib
 import secrets
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from worthline.eventstream.events import (
     to_payload,
 )
 from worthline.eventstream.models import EventPurge, EventRecord, EventTicket
-from worthline.kit.db import after_commit, utcnow
+from worthline.kit.db import Database, after_commit, utcnow
 from worthline.kit.eventbus import BusMessage, EventBus
 from worthline.kit.problems import Unauthorized
 from worthline.kit.security import digest
@@ -76,12 +76,33 @@ async def record(session: AsyncSession, events: Sequence[Event]) -> list[Recorde
         }
         for event in events
     ]
+    # Under the users' event locks (`serialize_events`): no other write of theirs in between.
+    users = {event.user_id for event in events}
+    last = await session.execute(
+        select(EventRecord.user_id, func.max(EventRecord.id))
+        .where(EventRecord.user_id.in_(users))
+        .group_by(EventRecord.user_id)
+    )
     statement = insert(EventRecord).returning(EventRecord.id, sort_by_parameter_order=True)
     ids = list(await session.scalars(statement, rows))
-    recorded = [RecordedEvent(i, e, now) for i, e in zip(ids, events, strict=True)]
+    afters = chain(ids, [event.user_id for event in events], {user: id_ for user, id_ in last})
+    recorded = [
+        RecordedEvent(i, e, now, after) for i, e, after in zip(ids, events, afters, strict=True)
+    ]
     for item in recorded:
         after_commit(session, item)
     return recorded
+
+
+def chain(ids: Sequence[int], users: Sequence[uuid.UUID], last: dict[uuid.UUID, int]) -> list[int]:
+    """For events just recorded (`ids`, of `users`): the id of each one's user's event before
+    it, given the last id each user had before these (`last`; a user absent had none: 0)."""
+    last = dict(last)
+    afters = {}
+    for event_id, user_id in sorted(zip(ids, users, strict=True)):
+        afters[event_id] = last.get(user_id, 0)
+        last[user_id] = event_id
+    return [afters[event_id] for event_id in ids]
 
 
 class Dispatcher:
@@ -164,16 +185,56 @@ async def last_event_id(session: AsyncSession, user_id: uuid.UUID) -> int | None
 
 
 async def events_after(
-    session: AsyncSession, user_id: uuid.UUID, after: int, limit: int = REPLAY_PAGE
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    after: int,
+    limit: int = REPLAY_PAGE,
+    through: int | None = None,
 ) -> list[BusMessage]:
-    """The user's recorded events with an id above `after`, oldest first."""
-    rows = await session.execute(
+    """The user's recorded events with an id above `after` (and at most `through`), oldest
+    first."""
+    query = (
         select(EventRecord.id, EventRecord.type, EventRecord.payload)
         .where(EventRecord.user_id == user_id, EventRecord.id > after)
         .order_by(EventRecord.id)
         .limit(limit)
     )
-    return [sse_message(i, t, p) for i, t, p in rows]
+    if through is not None:
+        query = query.where(EventRecord.id <= through)
+    return [sse_message(i, t, p) for i, t, p in await session.execute(query)]
+
+
+async def in_order(
+    db: Database, user_id: uuid.UUID, sent: int | None, live: Iterable[BusMessage]
+) -> tuple[list[BusMessage], int | None]:
+    """What a stream that has sent `user_id`'s events up to id `sent` sends of the `live`
+    messages, and its new `sent`: each event once, in log order.
+
+    One process relays its events in commit order (`Dispatcher`), but the publications of two
+    worker processes can cross on their way through Redis: 12 may arrive before 11. A message
+    says which event of its user came before it (`after`); when that one has not been sent,
+    the events in between are read from the log, where they are already committed (a user's
+    writes commit in id order), and the late message is dropped as a repeat when it comes. A
+    publication lost on the way is caught up the same way, at the user's next event.
+    `sent` None: no position yet (the first message is taken as it comes)."""
+    out: list[BusMessage] = []
+    for message in live:
+        if sent is not None and message.id <= sent:
+            continue  # sent already (replayed, or read from the log below)
+        if sent is not None and message.after is not None and message.after > sent:
+            while True:  # the events in between, and this one, from the log
+                async with db.read_session() as session:
+                    page = await events_after(session, user_id, sent, through=message.id)
+                out += page
+                if page:
+                    sent = page[-1].id
+                if len(page) < REPLAY_PAGE:
+                    break
+            if sent >= message.id:
+                continue
+        out.append(message)
+        sent = message.id
+    return out, sent
 
 
 async def purged_through(session: AsyncSession) -> int:

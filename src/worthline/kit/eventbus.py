@@ -37,12 +37,16 @@ class StreamLimitReached(RateLimited):
 
 @dataclass(frozen=True, slots=True)
 class BusMessage:
-    """One event as streams send it: log id, owner, SSE event name, JSON data."""
+    """One event as streams send it: log id, owner, SSE event name, JSON data, and `after`:
+    the id of the owner's event before it in the log (0: none), which lets a stream see that
+    one is still on its way from another process (`eventstream.service.in_order`); None where
+    that is not known (a replay from the log, which is in order anyway)."""
 
     id: int
     user_id: uuid.UUID
     event: str
     data: str
+    after: int | None = None
 
 
 class Subscription:
@@ -138,11 +142,12 @@ class EventBus:
 
 
 def _encode(messages: list[BusMessage]) -> bytes:
-    return orjson.dumps([[m.id, str(m.user_id), m.event, m.data] for m in messages])
+    return orjson.dumps([[m.id, str(m.user_id), m.event, m.data, m.after] for m in messages])
 
 
 def _decode(raw: bytes | str) -> list[BusMessage]:
-    return [BusMessage(i, uuid.UUID(u), e, d) for i, u, e, d in orjson.loads(raw)]
+    # (A process of the previous version sends four fields: `after` unknown.)
+    return [BusMessage(i, uuid.UUID(u), e, d, *after) for i, u, e, d, *after in orjson.loads(raw)]
 
 
 class RedisEventBus(EventBus):

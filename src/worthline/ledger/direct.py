@@ -7,7 +7,7 @@ with it), without SQLAlchemy's session, in two batches:
 
 1. read: take the user's event lock and lock both accounts, in the regular path's order
    (PostgreSQL; on SQLite the transaction holds the write lock); read the accounts with their
-   balances as of now, and the user's net worth;
+   balances as of now, the user's net worth and last event id;
 2. write: the movement, `balances_live`, the net-worth cash series, the persisted net worth
    and the events (`AccountBalanceUpdated` per account, from the balances read plus what the
    movement moved by now; the net worth's when it moved). On PostgreSQL the commit goes with
@@ -38,7 +38,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from worthline.eventstream.events import (
     PortfolioNetWorthRecalculated,
@@ -46,7 +46,7 @@ from worthline.eventstream.events import (
     to_payload,
 )
 from worthline.eventstream.models import EventRecord
-from worthline.eventstream.service import SERIALIZE_EVENTS, serialize_key
+from worthline.eventstream.service import SERIALIZE_EVENTS, chain, serialize_key
 from worthline.kit.db import Database, is_out_of_range, is_retryable, unit_of_work, utcnow
 from worthline.kit.direct import Transaction, WriterBusy, direct_writer
 from worthline.ledger import projections, publish, service
@@ -109,6 +109,11 @@ _STATE = (  # `StateRow`
     NetWorthState.exact,
     NetWorthState.valid_until,
 )
+_LAST_EVENT = (  # the user's last event id (under its event lock on PostgreSQL), for `after`
+    select(func.max(EventRecord.id))
+    .where(EventRecord.user_id == bindparam("user_id"))
+    .scalar_subquery()
+)
 _ACCOUNTS = (  # read once the accounts are locked, each row with the user's net worth
     select(
         Account.id,
@@ -118,15 +123,16 @@ _ACCOUNTS = (  # read once the accounts are locked, each row with the user's net
         Account.currency,
         Account.exponent,
         repo.balance_bound(Account.id),
+        _LAST_EVENT,
         *_STATE,
     )
     .outerjoin(NetWorthState, NetWorthState.user_id == Account.user_id)
     .where(*_OWN)
     .order_by(Account.id)
 )
-# An `_ACCOUNTS` row: its `AccountRow`, its balance as of now, and the `StateRow` (all None when
-# the user has no net worth stored yet).
-_ACCOUNT, _BALANCE, _WORTH = slice(0, 6), 6, slice(7, None)
+# An `_ACCOUNTS` row: its `AccountRow`, its balance as of now, the user's last event id (None:
+# none) and the `StateRow` (all None when the user has no net worth stored yet).
+_ACCOUNT, _BALANCE, _LAST, _WORTH = slice(0, 6), 6, 7, slice(8, None)
 _INSERT_MOVEMENT = insert(Movement).values(
     _bound(Movement.__table__, [c.name for c in Movement.__table__.columns])
 )
@@ -261,7 +267,11 @@ async def _record(
     # sequence on PostgreSQL, drawn under the user's event lock), whatever order RETURNING
     # reports them in.
     ids = sorted(event_id for (event_id,) in inserted)
-    recorded = [RecordedEvent(i, e, recorded_at) for i, e in zip(ids, events, strict=True)]
+    afters = chain(ids, [user_id] * len(ids), {user_id: found[0][_LAST] or 0})
+    recorded = [
+        RecordedEvent(i, e, recorded_at, after)
+        for i, e, after in zip(ids, events, afters, strict=True)
+    ]
     row["from_account"] = source
     row["to_account"] = target
     return row, recorded
