@@ -274,6 +274,7 @@ async def test_list_filters(client, auth):
         "Asset:Banking",
         "Asset:Banking:Fees",
         "Asset:B_nk",
+        "Asset:bank:Other",
         "Liability:Bank:Card",
         "Expense:Food",
         "Income:Salary",
@@ -299,6 +300,7 @@ async def test_list_filters(client, auth):
         "Asset:Bank:Current:Pending",
         "Asset:Banking",
         "Asset:Banking:Fees",
+        "Asset:bank:Other",
     ]
     assert await listed(type="Liability") == ["Liability:Bank:Card"]
     assert await listed(type="Equity") == ["Equity:Capital"]
@@ -314,6 +316,9 @@ async def test_list_filters(client, auth):
     ]
     assert await listed(prefix="Asset:Banking") == ["Asset:Banking", "Asset:Banking:Fees"]
     assert await listed(prefix="Asset:Ban") == []
+    # Segments are case-sensitive (SQLite's LIKE is not: it matched Asset:bank:Other here).
+    assert await listed(prefix="Asset:bank") == ["Asset:bank:Other"]
+    assert await listed(prefix="asset:bank") == []
     # `_` and `%` are literal, not LIKE wildcards.
     assert await listed(prefix="Asset:B_nk") == ["Asset:B_nk"]
     assert await listed(prefix="Asset:B%") == []

@@ -5,6 +5,8 @@ one)."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -113,6 +115,31 @@ async def test_a_day_whose_inflows_pass_the_largest_total_is_recorded(client, au
         headers=h,
     )
     assert [d["balance"] for d in daily.json()["balances"]] == [HALF, HALF], daily.text
+
+
+async def test_known_at_balances_of_an_account_whose_inflows_passed_64_bits(client, auth):
+    """The balance as known at a past moment stays exact when the account's gross inflows have
+    passed 2^63 minor units over its life (SQLite's sum() raised: a 500 once)."""
+    h = auth["headers"]
+    equity, bank = await _two(client, h)
+    days = [f"2024-01-0{n}T10:00:00Z" for n in range(1, 6)]
+    pairs = [(equity, bank), (bank, equity)] * 2 + [(equity, bank)]
+    for day, (source, target) in zip(days, pairs, strict=True):
+        await move(client, h, source, target, HALF, value_time=day)
+    known = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await move(client, h, equity, bank, "1.00", value_time="2024-01-06T10:00:00Z")  # later
+    await move(client, h, bank, equity, "2.00", value_time="2024-01-03T12:00:00Z")  # later
+
+    async def balance(**params: str) -> str:
+        response = await client.get(f"/accounts/{bank['id']}/balance", params=params, headers=h)
+        assert response.status_code == 200, response.text
+        return response.json()["balance"]
+
+    assert await balance() == "46116860184273878.03"  # HALF + 1.00 - 2.00
+    assert await balance(known_at=known.isoformat()) == HALF
+    assert await balance(known_at=known.isoformat(), at="2024-01-04T11:00:00Z") == "0.00"
+    assert await balance(at="2024-01-04T11:00:00Z") == "-2.00"
 
 
 async def test_a_batch_past_the_largest_balance_is_refused_whole(client, auth, db, engine_name):

@@ -44,10 +44,3 @@ def parse_path(path: str) -> AccountPath:
             )
     padded = parts + [None] * (4 - len(parts))
     return AccountPath(padded[0], padded[1], padded[2], padded[3])  # type: ignore[arg-type]
-
-
-def prefix_pattern(prefix: str) -> tuple[str, str]:
-    """`(exact, like)` matching a path prefix on segment boundaries: `Asset:Bank` matches
-    `Asset:Bank` and `Asset:Bank:…`, never `Asset:Banking`."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return prefix, escaped + ":%"

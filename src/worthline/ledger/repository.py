@@ -1,6 +1,6 @@
 """Ledger statements. Every query is scoped to the caller's user id; balances are read from the
-`balances_live` projection (less the same day's later movements) or, for `known_at`, summed
-from the movements as recorded by then."""
+`balances_live` projection (less the same day's later movements); for `known_at`, less the
+movements recorded after it as well."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worthline.kit.db import UTCDateTime
 from worthline.kit.sql import utc_date, utc_day_start
 from worthline.ledger.models import Account, BalanceLive, Movement
-from worthline.ledger.paths import prefix_pattern
 from worthline.ledger.projections import closing_balance, day_bounds
 
 
@@ -61,10 +60,14 @@ async def accounts(
     query = accounts_query(user_id).order_by(Account.full_path)
     if account_type:
         query = query.where(Account.account_type == account_type)
-    if prefix:
-        exact, like = prefix_pattern(prefix)
+    if prefix:  # on segment boundaries (`Asset:Bank`: itself and `Asset:Bank:…`, never
+        # `Asset:Banking`), case-sensitive on both engines (SQLite's LIKE is not)
+        below = prefix + ":"
         query = query.where(
-            or_(Account.full_path == exact, Account.full_path.like(like, escape="\\"))
+            or_(
+                Account.full_path == prefix,
+                func.substr(Account.full_path, 1, len(below)) == below,
+            )
         )
     return list(await session.scalars(query))
 
@@ -143,25 +146,39 @@ async def balances_at(
     return {account_id: int(balance) for account_id, balance in rows}
 
 
+_HALF = 32  # `_split_sum`: the bits of an amount's low part
+
+
+def _split_sum(*where: Any) -> tuple[Any, Any]:
+    """The sum of the movements' amounts meeting `where`, as its high and low 32 bits summed
+    apart (scalar subqueries; `(high << 32) + low` in Python): exact on SQLite too, whose
+    `sum()` raises past 64 bits, for fewer than 2^31 movements."""
+
+    def part(value: Any) -> Any:
+        return select(func.coalesce(func.sum(value), 0)).where(*where).scalar_subquery()
+
+    return part(Movement.amount // (1 << _HALF)), part(Movement.amount % (1 << _HALF))
+
+
 async def balance_known_at(
     session: AsyncSession, account_id: int, at: datetime, known_at: datetime
 ) -> int:
-    """What the ledger said at `known_at` about the balance at `at`: movements recorded later
-    are left out, so the projection (which holds today's knowledge) cannot be used."""
-
-    def side(column: Any) -> Any:
-        return (
-            select(func.coalesce(func.sum(Movement.amount), 0))
-            .where(
-                column == account_id, Movement.value_time <= at, Movement.knowledge_time <= known_at
+    """What the ledger said at `known_at` about the balance at `at`: the balance at `at` as
+    known now (from the projection) less what the movements recorded after `known_at` moved by
+    `at`: usually few or none. Their sums are exact (`_split_sum`): an account's gross
+    inflows pass 64 bits long before its balance does."""
+    later = (Movement.value_time <= at, Movement.knowledge_time > known_at)
+    row = (
+        await session.execute(
+            select(
+                balance_expr(account_id, at),
+                *_split_sum(Movement.to_account_id == account_id, *later),
+                *_split_sum(Movement.from_account_id == account_id, *later),
             )
-            .scalar_subquery()
         )
-
-    result = await session.scalar(
-        select(side(Movement.to_account_id) - side(Movement.from_account_id))
-    )
-    return int(result or 0)
+    ).one()
+    now, in_high, in_low, out_high, out_low = (int(value) for value in row)
+    return now - ((in_high << _HALF) + in_low) + ((out_high << _HALF) + out_low)
 
 
 async def closing_balances(
