@@ -281,12 +281,15 @@ def interest_run(
 ) -> None:
     """Accrue daily interest for a day (--date, default yesterday) or a range (--from/--to).
     Idempotent: days already accrued are left alone, so it is safe to run from cron."""
+    from pydantic import ValidationError
     from sqlalchemy import select
 
     from worthline.auth.models import User
     from worthline.kit.context import AppContext
     from worthline.kit.db import unit_of_work, utcnow
+    from worthline.kit.problems import Problem
     from worthline.ledger.interest import run_interest
+    from worthline.ledger.schemas import InterestRunIn
 
     yesterday = utcnow().date() - timedelta(days=1)
     if on and (start or end):
@@ -294,31 +297,41 @@ def interest_run(
         raise typer.Exit(2)
     first = (on or start or datetime.combine(yesterday, datetime.min.time())).date()
     last = (on or end or datetime.combine(yesterday, datetime.min.time())).date()
-    if first > last or last > yesterday:
-        console.print("[red]The range must end by yesterday and not start after it ends[/]")
-        raise typer.Exit(2)
+    try:  # the limits of `POST /interest/run`
+        InterestRunIn(start_date=first, end_date=last)
+    except ValidationError as exc:
+        reasons = (str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+        console.print(f"[red]{'; '.join(reasons)}[/]")
+        raise typer.Exit(2) from None
 
-    async def run() -> tuple[int, int]:
+    async def run() -> tuple[int, int, int]:
         ctx = AppContext.build(Settings())
-        users = accounts = recorded = 0
+        accounts = recorded = failed = 0
         try:
             async with ctx.db.read_session() as session:
                 if user:
                     ids = [(await _user_id(session, user)).id]
                 else:
                     ids = list(await session.scalars(select(User.id).order_by(User.id)))
-            for user_id in ids:  # one transaction per user: a failure stops at that user
-                async with unit_of_work(ctx.db) as session:
-                    outcome = await run_interest(session, user_id, first, last)
-                users += 1
+            for user_id in ids:  # one transaction per user: a user's problem stops only theirs
+                try:
+                    async with unit_of_work(ctx.db) as session:
+                        outcome = await run_interest(session, user_id, first, last)
+                except Problem as exc:
+                    failed += 1
+                    console.print(f"[red]User {user_id}: nothing accrued: {exc.detail}[/]")
+                    continue
                 accounts += outcome.accounts
                 recorded += outcome.movements_recorded
         finally:
             await ctx.close()
-        return accounts, recorded
+        return accounts, recorded, failed
 
-    accounts, recorded = asyncio.run(run())
+    accounts, recorded, failed = asyncio.run(run())
     console.print(f"Interest {first}..{last}: {accounts} accounts, {recorded} movements recorded")
+    if failed:
+        console.print(f"[red]{failed} user(s) could not be accrued (above)[/]")
+        raise typer.Exit(1)
 
 
 @demo_app.command("load")

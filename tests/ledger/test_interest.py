@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
-from conftest import register_and_login
+from conftest import PASSWORD, register_and_login, sqlite_rows
 from ledger.factories import account, move
 from worthline.ledger.interest import CARRY_UNITS, accrue
 
@@ -136,3 +137,91 @@ async def test_reimported_ledger_does_not_post_interest_twice(client, auth):
     again = await client.post("/interest/run", json=run, headers=other["headers"])
     assert again.json()["movements_recorded"] == 0
     assert (await client.get("/journal/export", headers=other["headers"])).text == journal
+
+
+async def test_one_currency_in_three_exponents_gets_three_interest_accounts(client, auth):
+    """Interest goes to an account of the same currency and exponent: `Income:Interest`, else
+    `Income:Interest:GBP`, else `Income:Interest:GBP:E4`; when all three hold others, a 409
+    problem (it was a 500) and nothing accrued."""
+    h = auth["headers"]
+    for exponent in (-2, -3, -4):
+        equity = await account(client, h, f"Equity:E{-exponent}", exponent=exponent)
+        savings = await account(
+            client, h, f"Asset:Save{-exponent}", exponent=exponent, annual_interest_rate="0.5"
+        )
+        await move(client, h, equity, savings, "1000", value_time="2025-05-01T00:00:00Z")
+    run = await client.post("/interest/run", json={"date": "2025-05-01"}, headers=h)
+    assert run.status_code == 200, run.text
+    assert run.json()["movements_recorded"] == 3
+    listed = (await client.get("/accounts", params={"prefix": "Income"}, headers=h)).json()
+    assert {(a["full_path"], a["exponent"]) for a in listed["accounts"]} == {
+        ("Income:Interest", -2),
+        ("Income:Interest:GBP", -3),
+        ("Income:Interest:GBP:E4", -4),
+    }
+    # 1000 × 0.5 / 365 = 1.369863… a day, whole minor units posted into each account.
+    balances = {
+        a["full_path"]: a["balance"]
+        for a in (await client.get("/accounts", params={"prefix": "Asset"}, headers=h)).json()[
+            "accounts"
+        ]
+    }
+    assert balances == {
+        "Asset:Save2": "1001.36",
+        "Asset:Save3": "1001.369",
+        "Asset:Save4": "1001.3698",
+    }
+
+    other = await register_and_login(client, "taken@example.com")
+    oh = other["headers"]
+    for path in ("Income:Interest", "Income:Interest:GBP", "Income:Interest:GBP:E2"):
+        await account(client, oh, path, "USD")
+    equity = await account(client, oh, "Equity:Capital")
+    savings = await account(client, oh, "Asset:Savings", annual_interest_rate="0.05")
+    await move(client, oh, equity, savings, "1000.00", value_time="2025-05-01T00:00:00Z")
+    refused = await client.post("/interest/run", json={"date": "2025-05-01"}, headers=oh)
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("/interest-account-taken")
+    assert "Income:Interest:GBP:E2" in refused.json()["detail"]
+    got = await client.get(f"/accounts/{savings['id']}", headers=oh)
+    assert got.json()["balance"] == "1000.00"
+
+
+def test_the_interest_command_keeps_the_api_limits_and_goes_on_past_a_failing_user(
+    cli, tmp_path: Path
+):
+    assert cli("db", "upgrade").exit_code == 0
+    journals = {
+        # Every interest account this user's GBP could use holds USD: its run fails.
+        "blocked@example.com": "".join(
+            f"2025-01-01 open {path} USD\n"
+            for path in ("Income:Interest", "Income:Interest:GBP", "Income:Interest:GBP:E2")
+        ),
+        "fine@example.com": "",
+    }
+    for email, opens in journals.items():
+        assert cli("users", "create", email, "--password", PASSWORD).exit_code == 0
+        journal = tmp_path / f"{email}.goluca"
+        journal.write_text(
+            opens + "2025-01-01 open Asset:Savings GBP\n  interest-rate: 0.05\n\n"
+            "2025-01-01 * Deposit\n  Equity:Capital -> Asset:Savings 1000.00 GBP\n"
+        )
+        imported = cli("journal", "import", str(journal), "--user", email)
+        assert imported.exit_code == 0, imported.output
+
+    for args in (("--from", "1000-01-01", "--to", "1000-01-02"), ("--date", "2999-01-01")):
+        refused = cli("interest", "run", *args)
+        assert refused.exit_code == 2, refused.output
+    assert "dates start in 1900" in cli("interest", "run", "--date", "1899-12-31").output
+
+    result = cli("interest", "run", "--from", "2025-01-01", "--to", "2025-01-10")
+    assert result.exit_code == 1, result.output
+    assert "interest-account-taken" not in result.output  # the detail, in words
+    assert "Rename one of them" in result.output
+    assert "10 movements recorded" in result.output  # the other user's ten days
+    interest = sqlite_rows(
+        tmp_path / "cli.db",
+        "SELECT count(*) FROM movements WHERE code = 'LDAS:FTDP:INTR'",
+    )
+    assert interest == [(10,)]

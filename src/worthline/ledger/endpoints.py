@@ -16,7 +16,7 @@ from worthline.kit.problems import BadRequest, problem_responses
 from worthline.kit.schemas import Day, Timestamp
 from worthline.ledger import direct, service
 from worthline.ledger import repository as repo
-from worthline.ledger.interest import run_interest
+from worthline.ledger.interest import InterestAccountTaken, run_interest
 from worthline.ledger.models import Account
 from worthline.ledger.schemas import (
     AccountIn,
@@ -326,12 +326,18 @@ async def prefix_balances(
     )
 
 
-@router.post("/interest/run", response_model=InterestRunOut, responses=problem_responses(*AUTH))
+@router.post(
+    "/interest/run",
+    response_model=InterestRunOut,
+    responses=problem_responses(*AUTH, InterestAccountTaken),
+)
 async def interest_run(
     body: InterestRunIn, principal: CurrentUser, session: Session
 ) -> InterestRunOut:
     """Accrue daily interest (Actual/365) on every account of yours with a rate, for each day
-    given that has not been accrued yet. Running a day twice changes nothing the second time."""
+    given that has not been accrued yet. Running a day twice changes nothing the second time.
+    409 `interest-account-taken` when none of the interest accounts an account's currency and
+    exponent may use is free (`Income:Interest`, `…:GBP`, `…:GBP:E4`; `Expense:` alike)."""
     assert body.start_date is not None and body.end_date is not None
     run = await run_interest(session, principal.user_id, body.start_date, body.end_date)
     return InterestRunOut(

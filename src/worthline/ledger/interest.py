@@ -25,6 +25,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worthline.kit.money import from_minor
+from worthline.kit.problems import Conflict
 from worthline.kit.sql import utc_date
 from worthline.ledger import repository as repo
 from worthline.ledger.models import INTEREST_CODE, Account, BalanceLive, InterestAccrual, Movement
@@ -50,12 +51,26 @@ def accrue(balance: int, rate: Decimal, carry: int) -> tuple[int, int]:
     return posted, total - posted * CARRY_UNITS
 
 
+class InterestAccountTaken(Conflict):
+    slug, title = "interest-account-taken", "Interest Account Taken"
+
+
+def counterparty_paths(kind: str, account: Account) -> tuple[str, ...]:
+    """Where `kind` ("Income" or "Expense") interest of `account` goes, in order of
+    preference: the plain path, then one per currency, then one per currency and exponent."""
+    base = f"{kind}:Interest"
+    currency = f"{base}:{account.currency}"
+    return base, currency, f"{currency}:E{-account.exponent}"
+
+
 async def _counterparty(
     session: AsyncSession, user_id: uuid.UUID, kind: str, account: Account, today: date
 ) -> Account:
-    """`Income:Interest` / `Expense:Interest` in the account's currency (a currency suffix when
-    the plain path is taken by another currency), created when missing."""
-    for path in (f"{kind}:Interest", f"{kind}:Interest:{account.currency}"):
+    """`Income:Interest` / `Expense:Interest` in the account's currency and exponent (with a
+    currency, then an exponent, suffix when the plainer path holds another one), created when
+    missing."""
+    paths = counterparty_paths(kind, account)
+    for path in paths:
         found = await session.scalar(repo.accounts_query(user_id).where(Account.full_path == path))
         if found is None:
             return await create_account(
@@ -71,7 +86,11 @@ async def _counterparty(
             )
         if (found.currency, found.exponent) == (account.currency, account.exponent):
             return found
-    raise ValueError(f"no {kind}:Interest account can hold {account.currency}")
+    raise InterestAccountTaken(
+        f"The interest of {account.full_path} ({account.currency}, exponent "
+        f"{account.exponent}) goes to the first of {', '.join(paths)} that holds that currency "
+        "and exponent, or is free; all of them hold others. Rename one of them."
+    )
 
 
 async def run_interest(
