@@ -39,6 +39,7 @@ from worthline.ledger.journal.syntax import (
     JournalError,
     Open,
     Transaction,
+    default_exponent,
     parse,
 )
 from worthline.ledger.journal.syntax import Movement as JournalMovement
@@ -228,11 +229,17 @@ class _Importer:
         self.accounts[account.full_path] = found
         return found
 
+    def exponent(self, commodity: str) -> int:
+        """A new account's exponent: its commodity's, as declared, else as JOURNAL.md defaults
+        it (an ISO 4217 currency's minor unit, otherwise -2)."""
+        exponent = self.exponents.get(commodity)
+        return default_exponent(commodity) if exponent is None else exponent
+
     async def open(self, entry: Open) -> None:
         if len(entry.commodities) != 1:
             raise JournalError(entry.line, 1, "a Worthline account holds exactly one commodity")
         currency = entry.commodities[0]
-        exponent = self.exponents.get(currency)
+        exponent = self.exponent(currency)
         existing = self.accounts.get(entry.account)
         if existing is not None:
             if existing.currency != currency:
@@ -261,7 +268,7 @@ class _Importer:
             for path in (move.from_account, move.to_account):
                 account = self.accounts.get(path)
                 if account is None:
-                    exponent = self.exponents.get(move.commodity)
+                    exponent = self.exponent(move.commodity)
                     spec = NewAccount(path, move.commodity, exponent, opened_on=day)
                     account = await self._create(spec, move.line)
                 _check_commodity(move, account)
