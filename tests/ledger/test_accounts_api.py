@@ -179,6 +179,11 @@ async def test_duplicate_path_conflicts(client, auth, db):
         pytest.param({"full_path": "Asset:My Bank", "currency": "GBP"}, id="space"),
         pytest.param({"full_path": " Asset:Bank", "currency": "GBP"}, id="leading-space"),
         pytest.param({"full_path": "Asset:Bank\t", "currency": "GBP"}, id="trailing-tab"),
+        pytest.param({"full_path": "Asset:Bank\n", "currency": "GBP"}, id="trailing-newline"),
+        pytest.param(
+            {"full_path": "Asset:Bank", "currency": "GBP", "annual_interest_rate": "0.05\n"},
+            id="rate-newline",
+        ),
         pytest.param({"full_path": "Asset:-Bank", "currency": "GBP"}, id="dash-first"),
         pytest.param({"full_path": "Asset:" + "B" * 65, "currency": "GBP"}, id="segment-65"),
         pytest.param({"full_path": "Asset:Bank", "currency": "gbp"}, id="lower-currency"),

@@ -388,6 +388,8 @@ async def test_batch_size_limits(client, auth, db):
         ("space", "validation-error", ["body", "amount"]),
         ("empty", "validation-error", ["body", "amount"]),
         ("nan", "validation-error", ["body", "amount"]),
+        ("trailing-newline", "validation-error", ["body", "amount"]),
+        ("arabic-indic-digits", "validation-error", ["body", "amount"]),
         ("plus", "validation-error", ["body", "amount"]),
         ("missing", "validation-error", ["body", "amount"]),
         ("code-dash", "validation-error", ["body", "code"]),
@@ -437,6 +439,8 @@ async def test_bad_movement_is_rejected(client, auth, db, case, slug, loc):
         "space": {**base, "amount": " 1.00"},
         "empty": {**base, "amount": ""},
         "nan": {**base, "amount": "NaN"},
+        "trailing-newline": {**base, "amount": "1.00\n"},
+        "arabic-indic-digits": {**base, "amount": "\u0661\u0660"},  # ١٠
         "plus": {**base, "amount": "+1.00"},
         "missing": {k: v for k, v in base.items() if k != "amount"},
         "code-dash": {**base, "code": "PMNT-RCDT"},

@@ -200,6 +200,7 @@ async def test_bad_syncs_store_nothing(client, auth, ctx, db):
         ([{"symbol": "AAPL", "quantity": "1", "currency": "GBP"}], {}, 422, "invalid-market-data"),
         ([{"symbol": "AAPL", "quantity": "1"}] * 2, {}, 422, "invalid-market-data"),
         ([{"symbol": "aapl", "quantity": "1"}], {}, 422, "invalid-market-data"),
+        ([{"symbol": "AAPL\n", "quantity": "1"}], {}, 422, "invalid-market-data"),
         ([{"symbol": "AAPL", "quantity": "1", "price": "0"}], {}, 422, "invalid-market-data"),
         ([{"symbol": "AAPL", "quantity": "1"}], {"as_of": future}, 422, "invalid-market-data"),
         ([{"symbol": "AAPL", "quantity": "1"}], {"as_of": 0}, 422, "validation-error"),

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worthline.kit.config import Settings
 from worthline.kit.problems import PROBLEM_JSON, PayloadTooLarge, Problem, problem_body
 
-_TRACE_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+_TRACE_ID = re.compile(r"[A-Za-z0-9._-]{8,128}\Z")
 log = structlog.get_logger("worthline.http")
 
 

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-_DECIMAL = re.compile(r"^-?\d{1,30}(\.\d{1,18})?$")
+# ASCII digits only, to the very end (`\d` takes any script's digits, `$` a final newline).
+_DECIMAL = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,18})?\Z")
 
 
 def to_minor(amount: Decimal, exponent: int) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from worthline.ledger.models import ACCOUNT_TYPES
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 PENDING = "Pending"
 
 

@@ -11,7 +11,7 @@ from worthline.kit.money import DecimalString, format_minor
 from worthline.kit.schemas import Day, Timestamp
 from worthline.ledger.models import ACCOUNT_TYPES, DEFAULT_CODE, Account, AccountLike
 
-_CODE = re.compile(r"^[A-Z]{4}:[A-Z]{4}:[A-Z]{4}$")
+_CODE = re.compile(r"[A-Z]{4}:[A-Z]{4}:[A-Z]{4}\Z")
 
 
 def _code(value: str) -> str:

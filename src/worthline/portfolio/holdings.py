@@ -45,7 +45,7 @@ from worthline.snapshots.models import HOLDINGS_SYNC
 from worthline.snapshots.repository import SnapshotRow
 from worthline.snapshots.service import SYNC_SOURCES, capture_account, check_source
 
-SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-_:^=/]{0,31}$")
+SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-_:^=/]{0,31}\Z")
 MAX_HOLDINGS = 10_000
 
 
