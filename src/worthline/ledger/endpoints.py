@@ -204,7 +204,8 @@ async def list_movements(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> MovementPage:
-    """Movements in or out of the account, newest value time first, paged with `next_cursor`."""
+    """Movements in or out of the account, newest value time first, paged with `next_cursor`;
+    `total_count`: all of them in [start, end], on every page."""
     account = await _account(session, principal, account_id)
     if start and end and start > end:
         raise InvalidDateRange("start must not be after end")
@@ -223,7 +224,7 @@ async def list_movements(
     last = page[-1] if more else None
     return MovementPage(
         movements=movements,
-        total_count=len(movements),
+        total_count=await repo.movements_count(session, account.id, start, end),
         next_cursor=_encode_cursor(last.value_time, last.id) if last else None,
     )
 

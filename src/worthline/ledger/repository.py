@@ -231,6 +231,26 @@ async def has_movements(session: AsyncSession, account_id: int) -> bool:
     return found is not None
 
 
+async def movements_count(
+    session: AsyncSession, account_id: int, start: datetime | None, end: datetime | None
+) -> int:
+    """How many movements go in or out of the account with a value time in [start, end]: a
+    count on each side's (account, value time) index (never both sides: from ≠ to)."""
+
+    def side(column: Any) -> Any:
+        query = select(func.count()).select_from(Movement).where(column == account_id)
+        if start is not None:
+            query = query.where(Movement.value_time >= start)
+        if end is not None:
+            query = query.where(Movement.value_time <= end)
+        return query.scalar_subquery()
+
+    return int(
+        await session.scalar(select(side(Movement.from_account_id) + side(Movement.to_account_id)))
+        or 0
+    )
+
+
 async def movements_page(
     session: AsyncSession,
     account_id: int,

@@ -171,7 +171,7 @@ class BatchOut(BaseModel):
 
 class MovementPage(BaseModel):
     movements: list[MovementOut]
-    total_count: int = Field(description="Movements on this page")
+    total_count: int = Field(description="Movements in [start, end], on all pages together")
     next_cursor: str | None
 
 
