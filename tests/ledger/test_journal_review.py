@@ -4,7 +4,10 @@ transactions, and how the CLI and HTTP read the file. Each bad journal records n
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from ledger.api_helpers import problem, row_counts
 
@@ -62,3 +65,41 @@ async def test_open_without_a_commodity_is_refused(client, auth, db):
     assert (body["line"], body["column"]) == (1, 1)
     assert "exactly one commodity" in body["detail"]
     assert await row_counts(db) == before
+
+
+# ------------------------------------------------------------------- knowledge time range
+
+
+@pytest.mark.parametrize(
+    "knowledge",
+    ["9999-12-31T23:59:59Z", "0001-01-01", "1899-12-31T23:59:59Z", "2199-12-31", "TOMORROW"],
+)
+async def test_a_knowledge_time_outside_1900_to_now_is_refused(client, auth, db, knowledge):
+    if knowledge == "TOMORROW":
+        knowledge = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = await row_counts(db)
+    text = (
+        "2024-01-02 * fine\n"
+        "  Equity:Cap -> Asset:K 1.00 GBP\n"
+        f"2024-01-02%{knowledge} * x\n"
+        "  Equity:Cap -> Asset:K 1.00 GBP\n"
+    )
+    body = problem(await _import(client, auth["headers"], text), 400, "journal-invalid")
+    assert (body["line"], body["column"]) == (3, 12), body
+    assert "knowledge time" in body["detail"]
+    assert await row_counts(db) == before
+
+
+async def test_a_knowledge_time_from_1900_to_now_is_kept(client, auth):
+    h = auth["headers"]
+    text = (
+        "1900-01-01%1900-01-01 * earliest\n"
+        "  Equity:Cap -> Asset:K 1.00 GBP\n"
+        "2024-01-02%2024-01-03T10:00:00Z * later\n"
+        "  Equity:Cap -> Asset:K 2.00 GBP\n"
+    )
+    response = await _import(client, h, text)
+    assert response.status_code == 200, response.text
+    exported = (await _export(client, h)).decode()
+    assert "\n1900-01-01%1900-01-01 * earliest\n" in exported
+    assert "\n2024-01-02%2024-01-03T10:00:00Z * later\n" in exported

@@ -25,7 +25,7 @@ import io
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import TypeVar
 
@@ -98,6 +98,8 @@ class Transaction:
     movements: tuple[Movement, ...]
     metadata: dict[str, str]
     line: int
+    # Where the knowledge time starts on the header line (0: none given), for errors about it.
+    knowledge_column: int = field(default=0, compare=False)
 
 
 Entry = Option | Commodity | Open | Transaction
@@ -312,15 +314,17 @@ def _datetime_detail(text: str, lineno: int, col: int) -> dt.datetime:
         raise JournalError(lineno, col, f"date-time {text!r} is out of range in UTC") from None
 
 
-def _parse_stamp(stamp: str, lineno: int) -> tuple[dt.datetime, dt.datetime | None]:
-    """`DATETIME[%KNOWLEDGE]`, the first token of a header line."""
+def _parse_stamp(stamp: str, lineno: int) -> tuple[dt.datetime, dt.datetime | None, int]:
+    """`DATETIME[%KNOWLEDGE]`, the first token of a header line: the value time, the knowledge
+    time and the knowledge time's column (None and 0 when not given)."""
     value, sep, knowledge = stamp.partition("%")
     value_time = _parse_datetime(value, lineno, 1)
     if not sep:
-        return value_time, None
+        return value_time, None, 0
+    column = len(value) + 2
     if not knowledge:
-        raise JournalError(lineno, len(value) + 2, "expected a knowledge date-time after '%'")
-    return value_time, _parse_datetime(knowledge, lineno, len(value) + 2)
+        raise JournalError(lineno, column, "expected a knowledge date-time after '%'")
+    return value_time, _parse_datetime(knowledge, lineno, column), column
 
 
 def _parse_date(text: str, lineno: int, col: int) -> dt.date:
@@ -427,13 +431,14 @@ def _parse(lines: Iterable[str]) -> Iterator[Entry]:
     arrows = _ARROW_SET
     flags = _FLAGS
     make_movement = _make_movement
-    dtcache: dict[str, tuple[dt.datetime, dt.datetime | None]] = {}
+    dtcache: dict[str, tuple[dt.datetime, dt.datetime | None, int]] = {}
 
     directive: _Directive | None = None  # a commodity or open being built
     movs: list[Movement] | None = None  # the movements of the transaction being built
     meta: dict[str, str] = {}  # ... and its metadata
     value_time: dt.datetime = dt.datetime.min.replace(tzinfo=UTC)  # ... and its header
     knowledge_time: dt.datetime | None = None
+    knowledge_column = 0
     pending = False
     payee = ""
     head_line = 0
@@ -485,7 +490,14 @@ def _parse(lines: Iterable[str]) -> Iterator[Entry]:
             if not movs:
                 raise JournalError(head_line, 1, "a transaction needs at least one movement line")
             yield _make_transaction(
-                value_time, knowledge_time, pending, payee, tuple(movs), meta, head_line
+                value_time,
+                knowledge_time,
+                pending,
+                payee,
+                tuple(movs),
+                meta,
+                head_line,
+                knowledge_column,
             )
             movs = None
         elif directive is not None:
@@ -501,11 +513,11 @@ def _parse(lines: Iterable[str]) -> Iterator[Entry]:
                     if "%" in stamp:
                         times = _parse_stamp(stamp, lineno)
                     else:
-                        times = (_parse_datetime(stamp, lineno, 1), None)
+                        times = (_parse_datetime(stamp, lineno, 1), None, 0)
                     if len(dtcache) > 4096:
                         dtcache.clear()
                     dtcache[stamp] = times
-                value_time, knowledge_time = times
+                value_time, knowledge_time, knowledge_column = times
                 pending = flag
                 payee = parts[2] if len(parts) > 2 else ""
                 head_line = lineno
@@ -521,7 +533,14 @@ def _parse(lines: Iterable[str]) -> Iterator[Entry]:
         if not movs:
             raise JournalError(head_line, 1, "a transaction needs at least one movement line")
         yield _make_transaction(
-            value_time, knowledge_time, pending, payee, tuple(movs), meta, head_line
+            value_time,
+            knowledge_time,
+            pending,
+            payee,
+            tuple(movs),
+            meta,
+            head_line,
+            knowledge_column,
         )
     elif directive is not None:
         yield directive.finish(state)

@@ -281,6 +281,15 @@ class _Importer:
         value_time = entry.value_time
         if not EARLIEST <= value_time < LATEST:
             raise JournalError(entry.line, 1, "dates must lie between 1900 and 2200")
+        known = entry.knowledge_time
+        if known is not None and not EARLIEST <= known <= self.now:
+            # Recorded in the future, the movement would count now but not `known_at` a moment
+            # ago, and no `known_at` the API accepts could ever show it as known.
+            raise JournalError(
+                entry.line,
+                entry.knowledge_column or 1,
+                "a knowledge time lies between 1900 and the moment of the import",
+            )
         accounts = self.accounts
         legs = []
         for move in entry.movements:
@@ -309,7 +318,6 @@ class _Importer:
                 )
             )
         time_value = self.time(value_time)
-        known = entry.knowledge_time
         known_value = self.now_value if known is None else self.time(known)
         day = value_time.date()
         balances = self.balances
