@@ -259,6 +259,32 @@ async def test_unknown_field_is_named(client, auth):
     assert error_locs(validation(response)) == [["body", "colour"]]
 
 
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"full_path": "asset:Bank", "currency": "GBP"}, "full_path"),
+        ({"full_path": "Asset:My Bank", "currency": "GBP"}, "full_path"),
+        ({"full_path": "Asset:Bank", "currency": "XYZ"}, "currency"),
+        ({"full_path": "Asset:Bank", "currency": "GBP", "exponent": -19}, "exponent"),
+        (
+            {"full_path": "Asset:Bank", "currency": "GBP", "annual_interest_rate": "10"},
+            "annual_interest_rate",
+        ),
+        (
+            {
+                "full_path": "Asset:Bank",
+                "currency": "GBP",
+                "annual_interest_rate": "0.00000000001",
+            },
+            "annual_interest_rate",
+        ),
+    ],
+)
+async def test_a_bad_account_field_is_named(client, auth, payload, field):
+    response = await client.post("/accounts", json=payload, headers=auth["headers"])
+    assert error_locs(validation(response)) == [["body", field]]
+
+
 async def test_malformed_json_body(client, auth, db):
     before = await row_counts(db)
     response = await client.post(

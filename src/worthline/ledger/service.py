@@ -96,21 +96,39 @@ class NewMovement:
     description: str | None = None
 
 
+class InvalidAccountField(ValueError):
+    """A new account's field that cannot be: `field` names it, the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def account_values(user_id: uuid.UUID, spec: NewAccount, now: datetime) -> dict[str, Any]:
-    """Column values for a new account; ValueError (with a client-fit message) when invalid."""
-    path = parse_path(spec.full_path)
+    """Column values for a new account; `InvalidAccountField` (with a client-fit message) when
+    invalid."""
+    try:
+        path = parse_path(spec.full_path)
+    except ValueError as exc:
+        raise InvalidAccountField("full_path", str(exc)) from exc
     exponent = spec.exponent
     if exponent is None:
         if not is_currency(spec.currency):
-            raise ValueError(f"{spec.currency} is not an ISO 4217 currency; give its exponent")
+            raise InvalidAccountField(
+                "currency", f"{spec.currency} is not an ISO 4217 currency; give its exponent"
+            )
         exponent = -minor_unit(spec.currency)
     if not -18 <= exponent <= 0:
-        raise ValueError("exponent must be between -18 and 0")
+        raise InvalidAccountField("exponent", "exponent must be between -18 and 0")
     rate = spec.annual_interest_rate
     if rate is not None and not (rate.is_finite() and Decimal("-1") < rate < Decimal("10")):
-        raise ValueError("annual_interest_rate is a fraction per year (0.045 = 4.5 %)")
+        raise InvalidAccountField(
+            "annual_interest_rate", "annual_interest_rate is a fraction per year (0.045 = 4.5 %)"
+        )
     if rate is not None and rate != rate.quantize(RATE_QUANTUM):  # the column holds 10 places
-        raise ValueError("annual_interest_rate has at most 10 decimal places")
+        raise InvalidAccountField(
+            "annual_interest_rate", "annual_interest_rate has at most 10 decimal places"
+        )
     return {
         "public_id": uuid.uuid4(),
         "user_id": user_id,
@@ -135,8 +153,9 @@ async def create_account(
 ) -> Account:
     try:
         values = account_values(user_id, spec, now)
-    except ValueError as exc:
-        raise ValidationProblem(str(exc), [{"loc": ["body"], "msg": str(exc)}]) from exc
+    except InvalidAccountField as exc:
+        error = {"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}
+        raise ValidationProblem(str(exc), [error]) from exc
     taken = await session.scalar(
         repo.accounts_query(user_id).where(Account.full_path == values["full_path"])
     )
