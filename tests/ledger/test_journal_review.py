@@ -4,6 +4,7 @@ transactions, and how the CLI and HTTP read the file. Each bad journal records n
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,3 +104,108 @@ async def test_a_knowledge_time_from_1900_to_now_is_kept(client, auth):
     exported = (await _export(client, h)).decode()
     assert "\n1900-01-01%1900-01-01 * earliest\n" in exported
     assert "\n2024-01-02%2024-01-03T10:00:00Z * later\n" in exported
+
+
+# ------------------------------------------------- text limits and characters, HTTP and CLI
+
+_MOVE = "  Equity:A -> Asset:B "  # a description's opening quote is at column 23
+
+# (journal, line, column): each as the API refuses it in a movement, batch or account
+BAD_TEXT = {
+    "description-501": (f'2024-01-02 * x\n{_MOVE}"{"d" * 501}" 1.00 GBP\n', 2, 524),
+    "description-501-escaped": (
+        f'2024-01-02 * x\n{_MOVE}"{"d" * 499}\\"\\\\" 1.00 GBP\n',
+        2,
+        24 + 499 + 2,
+    ),
+    "description-control": (f'2024-01-02 * x\n{_MOVE}"a\x01b" 1.00 GBP\n', 2, 25),
+    "description-nul": (f'2024-01-02 * x\n{_MOVE}"a\x00b" 1.00 GBP\n', 2, 25),
+    "description-del": (f'2024-01-02 * x\n{_MOVE}"\x7f" 1.00 GBP\n', 2, 24),
+    "payee-501": (f"2024-01-02 * {'p' * 501}\n{_MOVE}1.00 GBP\n", 1, 514),
+    "payee-control": (f"2024-01-02 * a\x1bb\n{_MOVE}1.00 GBP\n", 1, 15),
+    "payee-control-later": (
+        f"2024-01-02 * fine\n{_MOVE}1.00 GBP\n2024-01-03 ! x\x07\n{_MOVE}1.00 GBP\n",
+        3,
+        15,
+    ),
+    "name-201": (f"2024-01-01 open Asset:B GBP\n  name: {'n' * 201}\n", 2, 209),
+    "name-control": ("2024-01-01 open Asset:B GBP\n  name: a\x7fb\n", 2, 10),
+    "name-nul": ("2024-01-01 open Asset:B GBP\n  name: a\x00b\n", 2, 10),
+    "metadata-nul": (f"2024-01-02 * x\n{_MOVE}1.00 GBP\n  note: a\x00b\n", 3, 10),
+}
+
+
+@pytest.mark.parametrize(("text", "line", "column"), BAD_TEXT.values(), ids=BAD_TEXT)
+async def test_text_the_api_refuses_is_refused_by_import(client, auth, db, text, line, column):
+    before = await row_counts(db)
+    body = problem(await _import(client, auth["headers"], text), 400, "journal-invalid")
+    assert (body["line"], body["column"]) == (line, column), body
+    assert await row_counts(db) == before
+
+
+async def test_text_at_the_limits_is_kept(client, auth):
+    h = auth["headers"]
+    description, payee, name = "d" * 499 + "é", "p" * 500, "n" * 200
+    escaped = "\\\\" * 490  # 490 backslashes, each written as two
+    text = (
+        f"2024-01-01 open Asset:B GBP\n  name: {name}\n"
+        f"2024-01-02 * {payee}\n"
+        f'{_MOVE}"{description}" 1.00 GBP\n'
+        f'  +Equity:A -> Asset:B "tab\tok {escaped}" 1.00 GBP\n'
+    )
+    response = await _import(client, h, text)
+    assert response.status_code == 200, response.text
+    accounts = await _accounts(client, h)
+    assert accounts["Asset:B"]["name"] == name
+    exported = (await _export(client, h)).decode()
+    assert f'"{description}" 1.00 GBP\n' in exported and f" * {payee}\n" in exported
+
+
+@pytest.fixture
+def engine_cli(database_url: str, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """`worthline ...` on the test's engine (SQLite or PostgreSQL), with a user ada."""
+    from typer.testing import CliRunner
+
+    from conftest import PASSWORD
+    from worthline.cli import app as cli_app
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("WORTHLINE_")]:
+        monkeypatch.delenv(name)
+    env = {
+        "WORTHLINE_DATABASE_URL": database_url,
+        "WORTHLINE_DATA_DIR": str(tmp_path / "data"),
+        "WORTHLINE_PASSWORD_HASH_TIME_COST": "1",
+        "WORTHLINE_PASSWORD_HASH_MEMORY_KIB": "64",
+        "COLUMNS": "250",
+    }
+    runner = CliRunner()
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli_app, list(args), env=env)
+
+    created = run("users", "create", "ada@example.com", "--password", PASSWORD)
+    assert created.exit_code == 0, created.output
+    return run
+
+
+def _cli_import(engine_cli, tmp_path, content: bytes):  # type: ignore[no-untyped-def]
+    path = tmp_path / "journal.goluca"
+    path.write_bytes(content)
+    return path, engine_cli("journal", "import", str(path), "--user", "ada@example.com")
+
+
+def _cli_export(engine_cli) -> str:  # type: ignore[no-untyped-def]
+    result = engine_cli("journal", "export", "--user", "ada@example.com")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize(("text", "line", "column"), BAD_TEXT.values(), ids=BAD_TEXT)
+def test_text_the_api_refuses_is_refused_by_the_cli(engine_cli, tmp_path, text, line, column):
+    path, result = _cli_import(engine_cli, tmp_path, text.encode())
+    assert result.exit_code == 1, result.output
+    assert f"{path}:{line}:{column}: line {line}, column {column}: " in result.output
+    assert "Nothing was recorded." in result.output
+    assert "Traceback" not in result.output
+    assert _cli_export(engine_cli) == "option operating-currency GBP\n"

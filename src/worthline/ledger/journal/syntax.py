@@ -34,6 +34,8 @@ from worthline.kit.currency import is_currency, minor_unit
 __all__ = [
     "ACCOUNT_TYPES",
     "ARROWS",
+    "MAX_NAME",
+    "MAX_TEXT",
     "METADATA_KEY",
     "MIN_EXPONENT",
     "Commodity",
@@ -51,6 +53,11 @@ UTC = dt.UTC
 ACCOUNT_TYPES = ("Asset", "Liability", "Equity", "Income", "Expense")
 ARROWS = ("->", "→", "//", ">")
 MIN_EXPONENT = -18  # the ledger's accounts table accepts exponents -18..0
+# The ledger's column sizes, as the API's schemas have them: a movement's description and a
+# transaction's payee (movements.description, .payee, movement_batches.description), and an
+# account's `name:` (accounts.name). Characters, not bytes.
+MAX_TEXT = 500
+MAX_NAME = 200
 _T = TypeVar("_T")
 
 
@@ -173,11 +180,19 @@ _DATETIME_SHAPE = re.compile(
     r"(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.(?:[0-9]{6}(?:000)?|[0-9]{3}))?"
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})?)?\Z"
 )
-# A movement line with a description free of escapes, for the fast path in `_parse`.
-_MOVE_DESCRIBED = re.compile(r'[ \t]\s*(\+?\S+)\s+\S+\s+(\S+)\s+"([^"\\]*)"\s+(\S+)\s+(\S+)\s*\Z')
+# What the API refuses in one-line text (ledger.schemas): control characters but the tab. NUL
+# cannot be stored by PostgreSQL, and a line break cannot be written back to the journal.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# A movement line with a description free of escapes, control characters and within MAX_TEXT,
+# for the fast path in `_parse` (any other description goes the slow way, which says why).
+_MOVE_DESCRIBED = re.compile(
+    r'[ \t]\s*(\+?\S+)\s+\S+\s+(\S+)\s+"([^"\\\x00-\x08\x0a-\x1f\x7f]'
+    rf'{{0,{MAX_TEXT}}})"\s+(\S+)\s+(\S+)\s*\Z'
+)
 _FLAGS = {"*": False, "!": True}
 _ARROW_SET = frozenset(ARROWS)
 _LINK_ERROR = "'+' links a movement to the one before it; the first movement has none"
+_DESCRIPTION_LENGTH = f"a description has at most {MAX_TEXT} characters"
 
 
 @functools.cache
@@ -325,6 +340,20 @@ def _parse_stamp(stamp: str, lineno: int) -> tuple[dt.datetime, dt.datetime | No
     if not knowledge:
         raise JournalError(lineno, column, "expected a knowledge date-time after '%'")
     return value_time, _parse_datetime(knowledge, lineno, column), column
+
+
+def _check_text(text: str, lineno: int, col: int, what: str, limit: int) -> None:
+    """Text the ledger stores as one line (it starts at `col`): no control character but the
+    tab, at most `limit` characters. The error names the first offending character."""
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise JournalError(
+            lineno, col + bad.start(), f"{what} cannot hold the control character {bad.group()!r}"
+        )
+    if len(text) > limit:
+        raise JournalError(
+            lineno, col + limit, f"{what} has at most {limit} characters, not {len(text)}"
+        )
 
 
 def _parse_date(text: str, lineno: int, col: int) -> dt.date:
@@ -520,6 +549,8 @@ def _parse(lines: Iterable[str]) -> Iterator[Entry]:
                 value_time, knowledge_time, knowledge_column = times
                 pending = flag
                 payee = parts[2] if len(parts) > 2 else ""
+                if payee and (len(payee) > MAX_TEXT or _CONTROL.search(payee)):
+                    _check_text(payee, lineno, len(line) - len(payee) + 1, "a payee", MAX_TEXT)
                 head_line = lineno
                 movs = []
                 meta = {}
@@ -721,6 +752,10 @@ def _metadata(
     vcol = len(line) - len(value) + 1
     if movs is None and directive is None:
         raise JournalError(lineno, kcol, "metadata line outside an entry")
+    if directive is not None and directive.account is not None and key == "name":
+        _check_text(value, lineno, vcol, "an account's name", MAX_NAME)
+    elif "\x00" in value:  # PostgreSQL cannot store it
+        raise JournalError(lineno, vcol + value.index("\x00"), "a NUL character is not allowed")
     target = meta if movs is not None else directive.metadata  # type: ignore[union-attr]
     is_exponent = directive is not None and directive.code is not None and key == "exponent"
     if key in target or (is_exponent and directive.exponent is not None):  # type: ignore[union-attr]
@@ -807,9 +842,17 @@ def _slow_movement(line: str, start: int, lineno: int, linkable: bool, state: _S
                         f"unknown escape '\\{escaped}' in a description "
                         '(only \\" and \\\\ are allowed)',
                     )
+                if len(chars) == MAX_TEXT:
+                    raise JournalError(lineno, pos + 1, _DESCRIPTION_LENGTH)
                 chars.append(escaped)
                 pos += 2
                 continue
+            if _CONTROL.match(ch) is not None:
+                raise JournalError(
+                    lineno, pos + 1, f"a description cannot hold the control character {ch!r}"
+                )
+            if len(chars) == MAX_TEXT:
+                raise JournalError(lineno, pos + 1, _DESCRIPTION_LENGTH)
             chars.append(ch)
             pos += 1
         description = "".join(chars)
