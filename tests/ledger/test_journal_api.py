@@ -372,11 +372,6 @@ async def test_export_import_export_is_byte_identical(client, auth):
     assert await _ledger_view(client, other["headers"]) == await _ledger_view(client, h)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="accounts of one currency with different exponents: the journal has one exponent per "
-    "commodity (journal/syntax.py checks decimals per commodity), so export cannot round-trip",
-)
 async def test_export_round_trips_two_exponents_in_one_currency(client, auth):
     h = auth["headers"]
     coarse_src = await account(client, h, "Equity:Coarse")

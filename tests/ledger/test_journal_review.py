@@ -9,8 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from conftest import register_and_login
 from ledger.api_helpers import problem, row_counts
+from ledger.factories import account, move
+from worthline.ledger.models import Account
 
 
 async def _import(client, headers, text: str | bytes):
@@ -209,3 +213,107 @@ def test_text_the_api_refuses_is_refused_by_the_cli(engine_cli, tmp_path, text, 
     assert "Nothing was recorded." in result.output
     assert "Traceback" not in result.output
     assert _cli_export(engine_cli) == "option operating-currency GBP\n"
+
+
+# ------------------------------------------------ one currency, accounts in several exponents
+
+
+def _shape(accounts: dict[str, dict[str, Any]]) -> dict[str, tuple[str, int, str]]:
+    return {p: (a["currency"], a["exponent"], a["balance"]) for p, a in accounts.items()}
+
+
+async def test_export_of_one_currency_in_several_exponents_round_trips(client, auth):
+    """The commodity has its finest account's exponent; coarser accounts say theirs on their
+    `open`, and every amount is written with its accounts' decimals: nothing breaks the stream
+    or comes back coarser."""
+    h = auth["headers"]
+    coarse = await account(client, h, "Asset:Coarse")
+    coarse_src = await account(client, h, "Equity:Coarse")
+    fine = await account(client, h, "Asset:Fine:A", exponent=-4)
+    fine_src = await account(client, h, "Equity:Fine:B", exponent=-4)
+    yen = await account(client, h, "Asset:Yen", "JPY")  # JPY: minor unit 0
+    yen_src = await account(client, h, "Equity:Yen", "JPY")
+    sen = await account(client, h, "Asset:Sen", "JPY", exponent=-2)
+    sen_src = await account(client, h, "Equity:Sen", "JPY", exponent=-2)
+    await move(client, h, fine_src, fine, "0.0001", value_time="2025-01-01T00:00:00Z")
+    await move(client, h, fine_src, fine, "1.5", value_time="2025-01-02T00:00:00Z")
+    await move(client, h, coarse_src, coarse, "2.25", value_time="2025-01-02T00:00:00Z")
+    await move(client, h, yen_src, yen, "100", value_time="2025-01-03T00:00:00Z")
+    await move(client, h, sen_src, sen, "0.01", value_time="2025-01-03T00:00:00Z")
+
+    first = await _export(client, h)
+    text = first.decode()
+    for expected in (
+        " commodity GBP\n  exponent: -4\n",
+        " commodity JPY\n  exponent: -2\n",
+        " open Asset:Coarse GBP\n  exponent: -2\n",
+        " open Equity:Coarse GBP\n  exponent: -2\n",
+        " open Asset:Fine:A GBP\n2",  # the commodity's exponent: no line of its own
+        " open Asset:Yen JPY\n  exponent: 0\n",
+        " open Asset:Sen JPY\n2",
+        "  Equity:Fine:B -> Asset:Fine:A 0.0001 GBP\n",
+        "  Equity:Fine:B -> Asset:Fine:A 1.5000 GBP\n",
+        "  Equity:Coarse -> Asset:Coarse 2.25 GBP\n",
+        "  Equity:Yen -> Asset:Yen 100 JPY\n",
+        "  Equity:Sen -> Asset:Sen 0.01 JPY\n",
+    ):
+        assert expected in text, expected
+
+    other = await register_and_login(client, "copy@example.com")
+    copied = await _import(client, other["headers"], first)
+    assert copied.status_code == 200, copied.text
+    assert await _export(client, other["headers"]) == first
+    mine, theirs = await _accounts(client, h), await _accounts(client, other["headers"])
+    assert _shape(theirs) == _shape(mine)
+    assert _shape(mine)["Asset:Fine:A"] == ("GBP", -4, "1.5001")
+    assert _shape(mine)["Asset:Coarse"] == ("GBP", -2, "2.25")
+
+
+async def test_an_open_sets_its_accounts_exponent(client, auth, db):
+    h = auth["headers"]
+    text = (
+        "2024-01-01 commodity GBP\n"
+        "  exponent: -4\n"
+        "2024-01-01 open Asset:Coarse GBP\n"
+        "  exponent: -2\n"
+        "  name: Everyday\n"
+        "2024-01-01 open Equity:Coarse GBP\n"
+        "  exponent: -2\n"
+        "\n"
+        "2024-01-02 * first use takes the commodity's\n"
+        "  Equity:Fine -> Asset:Fine 0.0001 GBP\n"
+        "  +Equity:Coarse -> Asset:Coarse 1.50 GBP\n"
+    )
+    response = await _import(client, h, text)
+    assert response.status_code == 200, response.text
+    accounts = await _accounts(client, h)
+    assert _shape(accounts) == {
+        "Asset:Coarse": ("GBP", -2, "1.50"),
+        "Asset:Fine": ("GBP", -4, "0.0001"),
+        "Equity:Coarse": ("GBP", -2, "-1.50"),
+        "Equity:Fine": ("GBP", -4, "-0.0001"),  # created on first use: the commodity's
+    }
+    assert accounts["Asset:Coarse"]["name"] == "Everyday"
+    async with db.snapshot_session() as session:  # not kept as generic metadata
+        metas = (await session.execute(select(Account.full_path, Account.meta))).all()
+    assert dict(metas) == {path: {} for path in accounts}
+    # Again, into the same ledger: an open that says the same exponent is a no-op, another
+    # exponent is refused; an account coarser than an amount refuses it.
+    before = await row_counts(db)
+    for again, line, column in (
+        ("2024-01-01 open Asset:Coarse GBP\n  exponent: 0\n", 1, 1),
+        ("2024-01-01 open Asset:Coarse GBP\n  exponent: x\n", 2, 13),
+        ("2024-01-01 open Asset:New GBP\n  exponent: -19\n", 2, 13),
+        ("2024-01-01 open Asset:New GBP\n  exponent: -3\n", 2, 13),  # finer than GBP's -2
+        (  # the per-account check: the commodity allows it, the accounts do not
+            "2024-01-01 commodity GBP\n  exponent: -4\n"
+            "2024-01-02 *\n  Equity:Coarse -> Asset:Coarse 0.0001 GBP\n",
+            4,
+            1,
+        ),
+    ):
+        body = problem(await _import(client, h, again), 400, "journal-invalid")
+        assert (body["line"], body["column"]) == (line, column), (again, body)
+    assert await row_counts(db) == before
+    same = await _import(client, h, "2024-01-01 open Asset:Coarse GBP\n  exponent: -2\n")
+    assert same.json() == {"accounts_created": 0, "movements_recorded": 0}

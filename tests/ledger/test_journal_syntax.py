@@ -272,14 +272,44 @@ def test_commodity_and_open_metadata() -> None:
     )
     commodity, opened = parse(text)
     assert commodity == Commodity(dt.date(2024, 1, 1), "AAPL", -4, {"name": "Apple Inc."}, 1)
-    # `exponent` only means something on a commodity; on an open it is plain metadata.
+    # On an open, `exponent` is the account's own (Worthline's extension), not metadata.
     assert opened == Open(
-        dt.date(2024, 1, 1),
-        "Asset:Broker:1",
-        ("AAPL", "GBP"),
-        {"interest-rate": "0.05", "exponent": "-1"},
-        4,
+        dt.date(2024, 1, 1), "Asset:Broker:1", ("AAPL", "GBP"), {"interest-rate": "0.05"}, 4, -1
     )
+
+
+def test_an_account_with_its_own_exponent_round_trips() -> None:
+    """`exponent:` on an open: the account's own exponent, at most as fine as its commodity's;
+    its amounts are written with its own decimals."""
+    text = (
+        "2024-01-01 commodity GBP\n"
+        "  exponent: -4\n"
+        "2024-01-01 open Asset:Coarse GBP\n"
+        "  exponent: -2\n"
+        "  name: Everyday\n"
+        "2024-01-01 open Asset:Fine GBP\n"
+        "\n"
+        "2024-01-02 *\n"
+        "  Asset:Coarse -> Equity:Coarse 1.50 GBP\n"
+        "  +Asset:Fine -> Equity:Fine 1.5000 GBP\n"
+    )
+    commodity, coarse, fine, transaction = parse(text)
+    assert commodity == Commodity(dt.date(2024, 1, 1), "GBP", -4, {}, 1)
+    day = dt.date(2024, 1, 1)
+    assert coarse == Open(day, "Asset:Coarse", ("GBP",), {"name": "Everyday"}, 3, -2)
+    assert fine == Open(day, "Asset:Fine", ("GBP",), {}, 6)
+    assert "".join(write(*split([commodity, coarse, fine, transaction]))) == text
+    # The writer uses the FROM account's exponent, and never rounds.
+    first = transaction.movements[0]  # type: ignore[union-attr]
+    rounded = dataclasses.replace(
+        transaction, movements=(dataclasses.replace(first, amount=Decimal("1.505")),)
+    )
+    with pytest.raises(ValueError, match="more decimals"):
+        "".join(write([], [commodity], [coarse], [rounded]))  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        "".join(write([], [], [dataclasses.replace(coarse, exponent=1)], []))
+    with pytest.raises(ValueError, match="a field"):
+        "".join(write([], [], [dataclasses.replace(fine, metadata={"exponent": "-2"})], []))
 
 
 def test_parse_accepts_a_whole_string_and_errors_pickle() -> None:
@@ -362,6 +392,30 @@ ERRORS: list[tuple[str, str, int, int, str]] = [
     ("exponent-int", "2024-01-01 commodity BTC\n  exponent: -8.0", 2, 13, "must be an integer"),
     ("exponent-range", "2024-01-01 commodity BTC\n  exponent: 2", 2, 13, "between -18 and 0"),
     ("exponent-twice", "2024-01-01 commodity X1\n  exponent: -1\n  exponent: -1", 3, 3, "twice"),
+    ("open-exponent-int", "2024-01-01 open Asset:A PTS\n  exponent: x", 2, 13, "an integer"),
+    ("open-exponent-range", "2024-01-01 open Asset:A JPY\n  exponent: -19", 2, 13, "between"),
+    ("open-exponent-positive", "2024-01-01 open Asset:A JPY\n  exponent: 1", 2, 13, "between"),
+    (
+        "open-exponent-finer",
+        "2024-01-01 open Asset:A GBP\n  exponent: -3",
+        2,
+        13,
+        "exponent -3 is finer than GBP's (-2): declare `commodity GBP` with `exponent: -3`",
+    ),
+    (
+        "open-exponent-finer-declared",
+        "2024-01-01 commodity BTC\n  exponent: -8\n2024-01-01 open Asset:A BTC\n  exponent: -9",
+        4,
+        13,
+        "finer than BTC's (-8)",
+    ),
+    (
+        "open-exponent-twice",
+        "2024-01-01 open Asset:A GBP\n  exponent: -1\n  exponent: -1",
+        3,
+        3,
+        "given twice",
+    ),
     ("unknown-directive", "balance Asset:A 1 GBP\n", 1, 1, "unknown directive 'balance'"),
     ("undated-commodity", "commodity GBP\n", 1, 1, "needs a date"),
     ("datetime-directive", "2024-01-01T10:00:00Z open Asset:A\n", 1, 11, "takes a date"),
@@ -659,7 +713,7 @@ def journals(
             draw(st.dates(dt.date(1900, 1, 1), dt.date(2200, 1, 1))),
             account,
             tuple(draw(st.lists(st.sampled_from(used), unique=True, max_size=3))),
-            draw(st.dictionaries(_KEYS, _VALUE, max_size=2)),
+            draw(st.dictionaries(_KEYS.filter(lambda k: k != "exponent"), _VALUE, max_size=2)),
             0,
         )
         for account in draw(st.lists(st.sampled_from(accounts), unique=True, max_size=3))

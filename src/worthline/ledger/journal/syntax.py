@@ -84,6 +84,9 @@ class Open:
     commodities: tuple[str, ...]
     metadata: dict[str, str]
     line: int
+    # `exponent: N` on an open (a Worthline extension): the account's own exponent, where it
+    # differs from its commodity's. Never finer than the commodity's, whose amounts are checked.
+    exponent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,7 +436,9 @@ class _Directive:
             state.set_places(self.code, -exponent)
             return Commodity(self.date, self.code, exponent, self.metadata, self.line)
         assert self.account is not None
-        return Open(self.date, self.account, self.commodities, self.metadata, self.line)
+        return Open(
+            self.date, self.account, self.commodities, self.metadata, self.line, self.exponent
+        )
 
 
 def parse(lines: Iterable[str]) -> Iterator[Entry]:
@@ -708,7 +713,7 @@ def _slow_indented(
     if not body or body[0] in ";#":
         return
     if _is_metadata(body):
-        _metadata(line, body, start, lineno, directive, movs, meta)
+        _metadata(line, body, start, lineno, directive, movs, meta, state)
         return
     if movs is None:
         what = "an entry" if directive is None else "a transaction"
@@ -737,6 +742,7 @@ def _metadata(
     directive: _Directive | None,
     movs: list[Movement] | None,
     meta: dict[str, str],
+    state: _State,
 ) -> None:
     key, _, rest = body.partition(":")
     kcol = start + 1
@@ -757,7 +763,7 @@ def _metadata(
     elif "\x00" in value:  # PostgreSQL cannot store it
         raise JournalError(lineno, vcol + value.index("\x00"), "a NUL character is not allowed")
     target = meta if movs is not None else directive.metadata  # type: ignore[union-attr]
-    is_exponent = directive is not None and directive.code is not None and key == "exponent"
+    is_exponent = directive is not None and key == "exponent"  # of a commodity or an account
     if key in target or (is_exponent and directive.exponent is not None):  # type: ignore[union-attr]
         raise JournalError(lineno, kcol, f"metadata key {key!r} is given twice")
     if is_exponent:
@@ -768,6 +774,15 @@ def _metadata(
             raise JournalError(
                 lineno, vcol, f"exponent must be between {MIN_EXPONENT} and 0, not {exponent}"
             )
+        for code in directive.commodities:  # type: ignore[union-attr]
+            places = state.decimals[code]  # set when the `open` line named it
+            if exponent < -places:
+                raise JournalError(
+                    lineno,
+                    vcol,
+                    f"exponent {exponent} is finer than {code}'s ({-places}): declare "
+                    f"`commodity {code}` with `exponent: {exponent}` before this open",
+                )
         directive.exponent = exponent  # type: ignore[union-attr]
         return
     if movs is not None and key == "code" and _MOVEMENT_CODE.match(value) is None:

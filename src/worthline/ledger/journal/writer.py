@@ -1,17 +1,18 @@
 """Canonical writer for the `.goluca` journal: one spelling per entry, so that
 export → import → export is byte-identical.
 
-Canonical form: options, then commodities (each with its `exponent:` line), then opens, then a
-blank line before each transaction, transactions in the order given. Movement lines are indented
-two spaces, use `->`, and the 2nd and later movements of a transaction carry `+`. Metadata lines
-are sorted by key. Times are UTC (`Z`), a bare date when exactly midnight. Amounts have exactly
-the commodity's number of decimals and no thousands separators.
+Canonical form: options, then commodities (each with its `exponent:` line), then opens (an
+`exponent:` line first where the account has its own), then a blank line before each
+transaction, transactions in the order given. Movement lines are indented two spaces, use `->`,
+and the 2nd and later movements of a transaction carry `+`. Metadata lines are sorted by key.
+Times are UTC (`Z`), a bare date when exactly midnight. Amounts have exactly the FROM account's
+number of decimals (its own exponent, else its commodity's) and no thousands separators.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
 from worthline.ledger.journal.syntax import (
@@ -103,7 +104,8 @@ def write(
     """Yield the canonical journal, line by line (each ending in "\\n").
 
     Every iterable is consumed once, in order, so generators straight from the database work.
-    Exponents come from `commodities`; other commodities default as the parser does."""
+    Exponents come from `commodities` (other commodities default as the parser does), and from
+    `opens` for the accounts that have their own."""
     for o in options:
         yield f"option {_key(o.name, 'option name')} {_field(o.value, 'option value')}\n"
     exponents: dict[str, int] = {}
@@ -116,17 +118,29 @@ def write(
         yield f"{c.date.isoformat()} commodity {c.code}\n"
         yield f"  exponent: {c.exponent}\n"
         yield from _metadata(c.metadata)
+    accounts: dict[str, int] = {}
     for op in opens:
+        if "exponent" in op.metadata:
+            raise ValueError(f"{op.account}: the exponent is a field, not metadata")
         codes = f" {','.join(op.commodities)}" if op.commodities else ""
         yield f"{op.date.isoformat()} open {op.account}{codes}\n"
+        if op.exponent is not None:
+            if not MIN_EXPONENT <= op.exponent <= 0:
+                raise ValueError(f"{op.account}: exponent must be between {MIN_EXPONENT} and 0")
+            accounts[op.account] = op.exponent
+            yield f"  exponent: {op.exponent}\n"
         yield from _metadata(op.metadata)
     for t in transactions:
-        yield from write_transaction(t, exponents)
+        yield from write_transaction(t, exponents, accounts)
 
 
-def write_transaction(t: Transaction, exponents: dict[str, int]) -> Iterator[str]:
+def write_transaction(
+    t: Transaction, exponents: dict[str, int], accounts: Mapping[str, int] | None = None
+) -> Iterator[str]:
     """Yield one transaction's lines (a blank line first). `exponents` maps commodity codes to
-    their exponents; a code missing from it gets the parser's default (and is added)."""
+    their exponents; a code missing from it gets the parser's default (and is added).
+    `accounts` maps the paths of accounts with an exponent of their own (their `open` says
+    `exponent:`) to it: their amounts have that many decimals."""
     yield "\n"
     stamp = format_time(t.value_time)
     if t.knowledge_time is not None:
@@ -138,7 +152,9 @@ def write_transaction(t: Transaction, exponents: dict[str, int]) -> Iterator[str
         raise ValueError(f"transaction at {stamp} has no movements")
     prefix = "  "
     for mv in t.movements:
-        exponent = exponents.get(mv.commodity)
+        exponent = accounts.get(mv.from_account) if accounts else None
+        if exponent is None:
+            exponent = exponents.get(mv.commodity)
         if exponent is None:
             exponent = exponents[mv.commodity] = default_exponent(mv.commodity)
         amount = format_amount(mv.amount, exponent)

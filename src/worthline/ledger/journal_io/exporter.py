@@ -17,7 +17,7 @@ from worthline.ledger import repository as repo
 from worthline.ledger.journal.syntax import Commodity, Open, Option, Transaction
 from worthline.ledger.journal.syntax import Movement as JournalMovement
 from worthline.ledger.journal.writer import write, write_transaction
-from worthline.ledger.journal_io.importer import CHUNK, INTEREST_KEY, NAME_KEY
+from worthline.ledger.journal_io.importer import CHUNK, EXPONENT_KEY, INTEREST_KEY, NAME_KEY
 from worthline.ledger.models import DEFAULT_CODE, Account, Batch, Movement
 
 
@@ -27,26 +27,31 @@ async def export_journal(
     """Yield the caller's ledger as journal lines, streaming movements from the database."""
     accounts = await repo.accounts(session, user_id)
     by_id = {a.id: a for a in accounts}
+    # A commodity has the finest exponent of its accounts (the parser checks every amount
+    # against it); an account coarser than that says so on its `open`, and its amounts are
+    # written with its own decimals.
     exponents: dict[str, int] = {}
     first_seen: dict[str, date] = {}
     for a in sorted(accounts, key=lambda a: (a.opened_on, a.full_path)):
-        exponents.setdefault(a.currency, a.exponent)
+        exponents[a.currency] = min(a.exponent, exponents.get(a.currency, 0))
         first_seen.setdefault(a.currency, a.opened_on)
+    own = {a.full_path: a.exponent for a in accounts if a.exponent != exponents[a.currency]}
     options = [Option("operating-currency", base_currency, 0)]
     commodities = [Commodity(first_seen[c], c, exponents[c], {}, 0) for c in sorted(exponents)]
     opens = [
-        Open(a.opened_on, a.full_path, (a.currency,), _open_meta(a), 0)
+        Open(a.opened_on, a.full_path, (a.currency,), _open_meta(a), 0, own.get(a.full_path))
         for a in sorted(accounts, key=lambda a: (a.opened_on, a.full_path))
     ]
     for line in write(options, commodities, opens, []):
         yield line
     async for transaction in _transactions(session, user_id, by_id):
-        for line in write_transaction(transaction, exponents):
+        for line in write_transaction(transaction, exponents, own):
             yield line
 
 
 def _open_meta(account: Account) -> dict[str, str]:
-    meta = {k: str(v) for k, v in (account.meta or {}).items()}
+    # `exponent` is the account's own column now; an older import may have kept it as metadata.
+    meta = {k: str(v) for k, v in (account.meta or {}).items() if k != EXPONENT_KEY}
     if account.annual_interest_rate is not None:
         meta[INTEREST_KEY] = format(account.annual_interest_rate.normalize(), "f")
     if account.name:

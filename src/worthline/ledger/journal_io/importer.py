@@ -60,6 +60,7 @@ from worthline.snapshots.models import ACCOUNT_SYNC
 CHUNK = 10_000
 INTEREST_KEY = "interest-rate"
 NAME_KEY = "name"
+EXPONENT_KEY = "exponent"  # on an `open`: the parser reads it into `Open.exponent`
 _EXACT = Context(prec=60)  # exact for any amount that fits 64 bits
 YIELD_EVERY = 64  # transactions between turns of the event loop (a COPY in flight needs them)
 
@@ -239,12 +240,18 @@ class _Importer:
         if len(entry.commodities) != 1:
             raise JournalError(entry.line, 1, "a Worthline account holds exactly one commodity")
         currency = entry.commodities[0]
-        exponent = self.exponent(currency)
+        exponent = self.exponent(currency) if entry.exponent is None else entry.exponent
         existing = self.accounts.get(entry.account)
         if existing is not None:
             if existing.currency != currency:
                 raise JournalError(
                     entry.line, 1, f"{entry.account} already exists in {existing.currency}"
+                )
+            if entry.exponent is not None and existing.exponent != entry.exponent:
+                raise JournalError(
+                    entry.line,
+                    1,
+                    f"{entry.account} already exists with exponent {existing.exponent}",
                 )
             return
         meta = dict(entry.metadata)
