@@ -164,6 +164,37 @@ async def test_a_stale_rate_is_counted_and_flagged(client, auth, ctx):
     ]
 
 
+async def test_flagged_amounts_have_their_currencys_places(client, auth, ctx):
+    """An amount in `stale` summed from holdings (exact products, many decimals) is written
+    with its currency's places, like `by_currency[].amount`: in net worth and holdings."""
+    headers = auth["headers"]
+    isa = await account(client, headers, "Asset:ISA")
+    opening = await account(client, headers, "Equity:Opening")
+    await move(client, headers, opening, isa, "1000.00")
+    await rates(ctx, (ago(8), "USD", "GBP", "0.8"))  # eight days old: stale
+    holdings = [{"symbol": "AAPL", "quantity": "10", "price": "228.50", "currency": "USD"}]
+    synced = await sync(client, headers, isa, holdings)
+    stale_rate = {
+        "kind": "fx_rate",
+        "status": "stale",
+        "base": "USD",
+        "quote": "GBP",
+        "as_of": ago(8).isoformat(),
+        "amount": "2285.00",
+    }
+    assert synced["stale"] == [stale_rate]
+    listed = (await client.get(f"/accounts/{isa['id']}/holdings", headers=headers)).json()
+    assert listed["stale"] == [stale_rate]
+    body = (await client.get("/net-worth", headers=headers)).json()
+    assert body["stale"] == [stale_rate]
+    # No CHF rate at all: GBP cash and holdings (1,000.00 + 1,828.00) left out, in GBP's places.
+    body = (await client.get("/net-worth?currency=CHF", headers=headers)).json()
+    assert [(s["base"], s["status"], s["amount"]) for s in body["stale"]] == [
+        ("GBP", "missing", "2828.00"),
+        ("USD", "missing", "2285.00"),
+    ]
+
+
 async def test_an_empty_portfolio_and_bad_currency(client, auth):
     headers = auth["headers"]
     body = (await client.get("/net-worth", headers=headers)).json()
@@ -255,6 +286,10 @@ async def test_history_bad_ranges(client, auth):
         ("start_date=2026-01-01&end_date=2026-01-31&interval=year", 422),
         ("start_date=2026-13-01", 422),
         ("currency=XYZ", 422),
+        ("end_date=0001-01-01", 400),  # its default start would be before year 1: was a 500
+        ("end_date=1899-12-31", 400),
+        ("start_date=1899-12-31&end_date=1900-01-02", 400),
+        ("end_date=2200-01-01", 400),
     ]:
         response = await client.get(f"/net-worth/history?{query}", headers=headers)
         assert response.status_code == status, (query, response.text)
@@ -265,6 +300,10 @@ async def test_history_bad_ranges(client, auth):
         headers=headers,
     )
     assert response.status_code == 200 and len(response.json()["points"]) == 313
+    # Near the earliest date the default year back stops at 1900-01-01.
+    response = await client.get("/net-worth/history?end_date=1900-06-01", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["start_date"] == "1900-01-01"
 
 
 async def test_another_users_holdings_do_not_count(client, auth, ctx):

@@ -219,11 +219,12 @@ async def net_worth_history(
     days back from `end_date`; `month` points on month ends; `end_date` is always the last."""
     target = await _currency(session, principal, currency)
     end = end_date or utcnow().date()
-    start = start_date or end - timedelta(days=365)
+    earliest, latest = date(1900, 1, 1), date(2199, 12, 31)
+    if not (earliest <= end <= latest) or (start_date and not earliest <= start_date <= latest):
+        raise InvalidDateRange("dates must lie between 1900-01-01 and 2199-12-31")
+    start = start_date or max(end - timedelta(days=365), earliest)
     if start > end:
         raise InvalidDateRange("start_date must not be after end_date")
-    if start < date(1900, 1, 1) or end > date(2199, 12, 31):
-        raise InvalidDateRange("dates must lie between 1900-01-01 and 2199-12-31")
     dates = series.points(start, end, interval) if (end - start).days < 200_000 else []
     if not dates or len(dates) > series.MAX_POINTS:
         raise InvalidDateRange(
