@@ -187,10 +187,10 @@ async def test_flagged_amounts_have_their_currencys_places(client, auth, ctx):
     assert listed["stale"] == [stale_rate]
     body = (await client.get("/net-worth", headers=headers)).json()
     assert body["stale"] == [stale_rate]
-    # No CHF rate at all: GBP cash and holdings (1,000.00 + 1,828.00) left out, in GBP's places.
+    # No CHF rate at all: the GBP cash and the USD holdings are left out, each in its places.
     body = (await client.get("/net-worth?currency=CHF", headers=headers)).json()
     assert [(s["base"], s["status"], s["amount"]) for s in body["stale"]] == [
-        ("GBP", "missing", "2828.00"),
+        ("GBP", "missing", "1000.00"),
         ("USD", "missing", "2285.00"),
     ]
 

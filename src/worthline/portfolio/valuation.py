@@ -47,7 +47,7 @@ class Flag:
     symbol: str | None = None
     base: str | None = None
     quote: str | None = None
-    amount: Decimal | None = None  # what was left out or converted, in its own currency
+    amount: Decimal | None = None  # left out or converted, in its currency's places
     account_ids: tuple[uuid.UUID, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
@@ -173,17 +173,18 @@ def convert_all(native: Mapping[str, Decimal], fx: FxTable, target: str, day: da
     out = Converted(target)
     for currency in sorted(native):
         amount = native[currency]
+        shown = round_to(Fraction(amount), places(currency))  # flags write it as entries do
         rate = fx.rate(currency, target, day)
         entry: dict[str, Any] = {
             "currency": currency,
-            "amount": round_to(Fraction(amount), places(currency)),
+            "amount": shown,
             "converted": None,
             "rate": rate,
         }
         if rate is None:
             if amount != 0:
                 out.flags.append(
-                    Flag("fx_rate", "missing", None, base=currency, quote=target, amount=amount)
+                    Flag("fx_rate", "missing", None, base=currency, quote=target, amount=shown)
                 )
         else:
             value = rate.convert(amount)
@@ -191,7 +192,7 @@ def convert_all(native: Mapping[str, Decimal], fx: FxTable, target: str, day: da
             entry["converted"] = round_to(value, places(target))
             if is_stale(rate.as_of, day) and amount != 0:
                 out.flags.append(
-                    Flag("fx_rate", "stale", rate.as_of, base=currency, quote=target, amount=amount)
+                    Flag("fx_rate", "stale", rate.as_of, base=currency, quote=target, amount=shown)
                 )
         out.by_currency.append(entry)
     return out
