@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from conftest import register_and_login
-from ledger.api_helpers import problem, row_counts
+from ledger.api_helpers import all_movements, problem, row_counts
 from ledger.factories import account, move
-from worthline.ledger.models import Account
+from worthline.ledger.models import Account, Batch
 
 
 async def _import(client, headers, text: str | bytes):
@@ -317,3 +317,143 @@ async def test_an_open_sets_its_accounts_exponent(client, auth, db):
     assert await row_counts(db) == before
     same = await _import(client, h, "2024-01-01 open Asset:Coarse GBP\n  exponent: -2\n")
     assert same.json() == {"accounts_created": 0, "movements_recorded": 0}
+
+
+# ------------------------------------------------ a batch over several journal transactions
+
+
+async def _batch_ids(client, headers, path: str) -> list[str | None]:
+    accounts = await _accounts(client, headers)
+    return [m["batch_id"] for m in await all_movements(client, headers, accounts[path]["id"])]
+
+
+async def test_a_batch_split_over_transactions_comes_back_as_one(client, auth, db):
+    h = auth["headers"]
+    bank = await account(client, h, "Asset:E1")
+    capital = await account(client, h, "Equity:E2")
+
+    def leg(amount: str, value_time: str, **extra: str) -> dict[str, str]:
+        return {
+            "from_account_id": capital["id"],
+            "to_account_id": bank["id"],
+            "amount": amount,
+            "value_time": value_time,
+            **extra,
+        }
+
+    for description, movements in (
+        (
+            "split",
+            [
+                leg("2.00", "2025-04-01T00:00:00Z"),
+                leg("3.00", "2025-04-05T00:00:00Z", code="LDAS:FTDP:INTR"),
+                leg("4.00", "2025-04-05T00:00:00Z", description="same day"),
+            ],
+        ),
+        ("whole", [leg("5.00", "2025-04-02T00:00:00Z"), leg("6.00", "2025-04-02T00:00:00Z")]),
+        (
+            "codes",
+            [
+                leg("7.00", "2025-04-03T00:00:00Z", code="PMNT:ICDT:STDO"),
+                leg("8.00", "2025-04-03T00:00:00Z"),
+            ],
+        ),
+    ):
+        response = await client.post(
+            "/movements/batch", json={"description": description, "movements": movements}, headers=h
+        )
+        assert response.status_code == 201, response.text
+
+    first = await _export(client, h)
+    text = first.decode()
+    assert text.count("  batch: ") == 5  # "whole" is one transaction: no `batch:` line
+    mv = "  Equity:E2 -> Asset:E1"
+    for expected in (
+        f" * split\n{mv} 2.00 GBP\n  batch: 1\n",
+        f" * whole\n{mv} 5.00 GBP\n  +Equity:E2 -> Asset:E1 6.00 GBP\n\n",
+        f" * codes\n{mv} 7.00 GBP\n  batch: 2\n  code: PMNT:ICDT:STDO\n",
+        f" * codes\n{mv} 8.00 GBP\n  batch: 2\n\n",
+        f" * split\n{mv} 3.00 GBP\n  batch: 1\n  code: LDAS:FTDP:INTR\n\n",
+        f' * split\n{mv} "same day" 4.00 GBP\n  batch: 1\n',
+    ):
+        assert expected in text, expected
+
+    other = await register_and_login(client, "copy@example.com")
+    copied = await _import(client, other["headers"], first)
+    assert copied.json() == {"accounts_created": 2, "movements_recorded": 7}
+    assert await _export(client, other["headers"]) == first
+    mine = await _batch_ids(client, h, "Asset:E1")
+    theirs = await _batch_ids(client, other["headers"], "Asset:E1")
+    assert len(set(theirs)) == len(set(mine)) == 3 and None not in theirs
+    rank = {b: i for i, b in enumerate(dict.fromkeys(mine))}
+    again = {b: i for i, b in enumerate(dict.fromkeys(theirs))}
+    assert [rank[b] for b in mine] == [again[b] for b in theirs]
+    async with db.snapshot_session() as session:  # the key is not kept as metadata
+        batches = (await session.execute(select(Batch.description, Batch.meta))).all()
+    assert sorted(batches) == sorted([("split", {}), ("whole", {}), ("codes", {})] * 2)
+
+
+async def test_split_batches_sharing_a_knowledge_time_round_trip(client, auth):
+    """A journal without knowledge times records all of it at one moment; a split batch's
+    later transactions then share their (value time, knowledge time) with others. Export
+    writes them in the order a re-import sorts them."""
+    h = auth["headers"]
+    text = (
+        "2025-01-02 * before the batch in the file, after its first part in time\n"
+        "  Equity:A -> Asset:B 1.00 GBP\n"
+        "2025-01-03 * also on a later day\n"
+        "  Equity:A -> Asset:B 9.00 GBP\n"
+        "2025-01-01 * Salary\n"
+        "  Equity:A -> Asset:B 2.00 GBP\n"
+        "  batch: x\n"
+        "2025-01-01 * other\n"
+        "  Equity:A -> Asset:B 2.50 GBP\n"
+        "  +Equity:A -> Asset:B 2.75 GBP\n"
+        "2025-01-01 * Bonus\n"
+        "  Equity:A -> Asset:B 7.00 GBP\n"
+        "  batch: y\n"
+        "2025-01-03 * second part of y\n"
+        "  Equity:A -> Asset:B 8.00 GBP\n"
+        "  batch: y\n"
+        "2025-01-02 * the payee of a later part is not kept\n"
+        "  Equity:A -> Asset:B 3.00 GBP\n"
+        "  batch: x\n"
+        "2025-01-02 * more\n"
+        "  Equity:A -> Asset:B 4.00 GBP\n"
+        "  batch: x\n"
+        "  code: LDAS:FTDP:INTR\n"
+    )
+    response = await _import(client, h, text)
+    assert response.status_code == 200, response.text
+    ids = await _batch_ids(client, h, "Asset:B")
+    assert len([b for b in ids if b is not None]) == 7 and len(set(ids) - {None}) == 3
+    first = await _export(client, h)
+    assert first.decode().count(" * Salary\n") == 3
+    other = await register_and_login(client, "copy@example.com")
+    copied = await _import(client, other["headers"], first)
+    assert copied.status_code == 200, copied.text
+    assert await _export(client, other["headers"]) == first
+
+
+@pytest.mark.parametrize(
+    ("second", "words"),
+    [
+        ("2025-01-02 ! x\n  Equity:A -> Asset:B 1.00 GBP\n  batch: 1\n", "posted"),
+        ("2025-01-02 * x\n  Equity:A -> Asset:B 1.00 GBP\n  batch: 1\n  k: w\n", "metadata"),
+        ("2025-01-02 * y\n  Equity:A -> Asset:B 1.00 GBP\n  k: v\n  batch: 1\n", None),
+    ],
+    ids=["pending", "metadata", "agree"],
+)
+async def test_the_parts_of_a_batch_agree(client, auth, db, second, words):
+    h = auth["headers"]
+    first = "2025-01-01 * x\n  Equity:A -> Asset:B 1.00 GBP\n  batch: 1\n  k: v\n"
+    before = await row_counts(db)
+    response = await _import(client, h, first + second)
+    if words is None:  # they agree (the payee is the first's)
+        assert response.status_code == 200, response.text
+        assert len(set(await _batch_ids(client, h, "Asset:B"))) == 1
+        return
+    body = problem(response, 400, "journal-invalid")
+    assert (body["line"], body["column"]) == (5, 1)
+    assert words in body["detail"]
+    assert await row_counts(db) == before

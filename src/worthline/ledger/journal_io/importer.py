@@ -61,6 +61,9 @@ CHUNK = 10_000
 INTEREST_KEY = "interest-rate"
 NAME_KEY = "name"
 EXPONENT_KEY = "exponent"  # on an `open`: the parser reads it into `Open.exponent`
+# On a transaction: the transactions of one file with the same value are one batch (export
+# writes it on each transaction of a batch it has to split).
+BATCH_KEY = "batch"
 _EXACT = Context(prec=60)  # exact for any amount that fits 64 bits
 YIELD_EVERY = 64  # transactions between turns of the event loop (a COPY in flight needs them)
 
@@ -169,6 +172,8 @@ class _Importer:
         self.exponents: dict[str, int] = {}
         self.created = 0
         self.recorded = 0
+        # `batch:` value -> its batch id, pending flag, metadata and first line
+        self.joined: dict[str, tuple[Any, bool, dict[str, str], int]] = {}
         self.batches: list[tuple[Any, ...]] = []
         self.movements: list[tuple[Any, ...]] = []
         self.balances: list[tuple[Any, ...]] = []
@@ -307,23 +312,17 @@ class _Importer:
             legs.append((move, source, target, _amount(move, source, target)))
         code = DEFAULT_CODE
         meta: dict[str, str] = {}
+        joined = None
         if entry.metadata:
             meta = dict(entry.metadata)
             code = meta.pop("code", DEFAULT_CODE)
+            joined = meta.pop(BATCH_KEY, None)
         batch_id = None
         payee = entry.payee or None
-        if len(legs) > 1 or entry.pending or meta:  # else the payee goes on the movement
-            batch_id = next(self.ids)
-            self.batches.append(
-                (
-                    batch_id,
-                    self.user_value,
-                    payee,
-                    self.flag(entry.pending),
-                    self.meta(meta) if meta else self.no_meta,
-                    self.now_value,
-                )
-            )
+        if joined is not None:
+            batch_id = self.join(entry, joined, payee, meta)
+        elif len(legs) > 1 or entry.pending or meta:  # else the payee goes on the movement
+            batch_id = self.batch(payee, entry.pending, meta)
         time_value = self.time(value_time)
         known_value = self.now_value if known is None else self.time(known)
         day = value_time.date()
@@ -353,6 +352,42 @@ class _Importer:
                 key = (day, target.currency, target.exponent)
                 cash[key] = cash.get(key, 0) + amount
         return True
+
+    def batch(self, payee: str | None, pending: bool, meta: dict[str, str]) -> Any:
+        batch_id = next(self.ids)
+        self.batches.append(
+            (
+                batch_id,
+                self.user_value,
+                payee,
+                self.flag(pending),
+                self.meta(meta) if meta else self.no_meta,
+                self.now_value,
+            )
+        )
+        return batch_id
+
+    def join(self, entry: Transaction, key: str, payee: str | None, meta: dict[str, str]) -> Any:
+        """The batch of the transactions with `batch: key`: made by the first of them (its
+        payee is the batch's description), which the others must agree with."""
+        found = self.joined.get(key)
+        if found is None:
+            batch_id = self.batch(payee, entry.pending, meta)
+            self.joined[key] = (batch_id, entry.pending, meta, entry.line)
+            return batch_id
+        batch_id, pending, first_meta, line = found
+        if pending != entry.pending:
+            state = "pending" if pending else "posted"
+            raise JournalError(
+                entry.line, 1, f"batch {key} is {state} (line {line}): so must all its parts be"
+            )
+        if meta != first_meta:
+            raise JournalError(
+                entry.line,
+                1,
+                f"batch {key} has other metadata on line {line}: all its parts carry the same",
+            )
+        return batch_id
 
     def full(self) -> bool:
         return len(self.movements) >= CHUNK
