@@ -71,6 +71,35 @@ async def test_metadata_of_exactly_16_kb_is_accepted(client, auth, db):
     assert await count(db) == 1
 
 
+@pytest.mark.parametrize(
+    ("metadata", "loc"),
+    [
+        ('{"x": NaN, "y": Infinity}', ["body", "provider_metadata", "x"]),
+        ('{"y": Infinity}', ["body", "provider_metadata", "y"]),
+        ('{"a": {"b": [1, 2.5, -Infinity]}}', ["body", "provider_metadata", "a", "b", 2]),
+    ],
+    ids=["nan", "infinity", "nested-minus-infinity"],
+)
+async def test_metadata_with_non_finite_numbers_is_refused(client, auth, db, metadata, loc):
+    """JSON has no NaN or Infinity (Python's parser takes them): stored, they broke the
+    account's reconciliation for good on SQLite and failed the insert on PostgreSQL."""
+    h = auth["headers"]
+    bank = await account(client, h, "Asset:Bank:Current")
+    body = f'{{"balance": "1.00", "source": "account_sync", "provider_metadata": {metadata}}}'
+    response = await client.post(
+        f"/accounts/{bank['id']}/balance-snapshots",
+        content=body,
+        headers={**h, "Content-Type": "application/json"},
+    )
+    refused = validation(response, "invalid-snapshot")
+    assert [e["loc"] for e in refused["errors"]] == [loc]
+    assert "provider_metadata" in refused["detail"]
+    assert await count(db) == 0
+    reconciliation = await client.get(f"/accounts/{bank['id']}/reconciliation", headers=h)
+    assert reconciliation.status_code == 200, reconciliation.text
+    assert reconciliation.json()["checked_count"] == 0
+
+
 def _future() -> str:
     return (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
 

@@ -22,6 +22,7 @@ A manual sync or a reported snapshot works on any account the caller names.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -287,8 +288,25 @@ def _amount(value: Decimal | None, account: Account, field: str) -> Decimal | No
     return amount
 
 
+def _non_finite(metadata: dict[str, Any]) -> list[str | int] | None:
+    """The path to the first NaN or ±Infinity in `metadata`, if any. Python's JSON parser takes
+    them, but they are not JSON: stored, SQLite's JSON functions fail on the text for ever
+    after, and PostgreSQL's JSONB refuses the insert."""
+    pending: list[tuple[list[str | int], Any]] = [([], metadata)]
+    while pending:  # no recursion: the nesting depth is the client's
+        path, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path
+        if isinstance(value, dict):
+            pending.extend(([*path, k], v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            pending.extend(([*path, i], v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
-    """Provider metadata is a JSON object of at most 16 KB (as compact JSON)."""
+    """Provider metadata is a JSON object of at most 16 KB (as compact JSON), without NaN or
+    Infinity."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
@@ -301,6 +319,12 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         raise _invalid(
             ["body", "provider_metadata"],
             f"provider_metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}",
+        )
+    if (path := _non_finite(metadata)) is not None:
+        name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        raise _invalid(
+            ["body", "provider_metadata", *path],
+            f"provider_metadata{name} is not a finite number (JSON has no NaN or Infinity)",
         )
     return metadata
 
