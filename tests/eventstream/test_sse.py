@@ -17,7 +17,7 @@ from conftest import make_settings, register_and_login
 from eventstream.support import open_stream, serving, summary
 from ledger.factories import account, move
 from worthline.app import create_app
-from worthline.eventstream import service
+from worthline.eventstream import endpoints, service
 from worthline.eventstream.events import RecordedEvent, broadcast
 from worthline.eventstream.models import EventRecord
 from worthline.kit.context import AppContext
@@ -156,8 +156,22 @@ async def test_without_credentials_or_with_a_bad_last_event_id(http):
     _problem(
         await http.get("/events", headers={"Authorization": "Bearer nope"}), 401, "invalid-token"
     )
-    bad = await http.get("/events", headers=headers | {"Last-Event-ID": "abc"})
-    _problem(bad, 400, "invalid-last-event-id")
+    for bad_id in ("abc", "-1", str(2**63), "9" * 30):  # past 2^63 - 1: was a dead stream
+        bad = await http.get("/events", headers=headers | {"Last-Event-ID": bad_id})
+        _problem(bad, 400, "invalid-last-event-id")
+
+
+@pytest.mark.parametrize("last_id", [10**6, 2**63 - 1])
+async def test_a_last_event_id_past_the_users_events_resumes_live(http, last_id):
+    """Not an event this server sent (its log was reset, say): the stream says so and goes on
+    with live events, where it once dropped every one of them as already sent."""
+    headers, bank, salary = await _setup(http)
+    await move(http, headers, salary, bank, "1.00")
+    async with open_stream(http, headers | {"Last-Event-ID": str(last_id)}) as stream:
+        notice = await stream.next(comments=True)
+        assert notice.id is None and "past every event" in notice.comments[0]
+        await move(http, headers, salary, bank, "2.00")
+        assert summary(await stream.take(3)) == ["balance 3.00", "balance -3.00", "networth 3.00"]
 
 
 async def test_a_read_only_token_may_stream(http):
@@ -324,6 +338,21 @@ async def test_a_lost_publication_is_caught_up_at_the_next_event(http, ctx):
         "2.00",
         "5.00",
     ]
+
+
+async def test_without_redis_an_idle_stream_reads_what_another_process_committed(
+    http, ctx, monkeypatch
+):
+    """The embedded default has no Redis: what a CLI process commits (a price import, a
+    snapshot capture) reaches no bus, so an idle stream reads the log for it."""
+    monkeypatch.setattr(endpoints, "LOG_POLL_SECONDS", 0.2)
+    assert not ctx.bus.shared
+    headers, bank, salary = await _setup(http)
+    async with open_stream(http, headers) as stream:
+        elsewhere = await _held_back(ctx, lambda: move(http, headers, salary, bank, "2.00"))
+        received = await stream.take(len(elsewhere), within=3)
+        assert await stream.nothing_within(0.5)
+    assert [int(m.id) for m in received] == [r.id for r in elsewhere]
 
 
 async def test_a_stream_ends_at_its_maximum_lifetime(database_url: str, tmp_path: Path):

@@ -32,6 +32,9 @@ from worthline.kit.ratelimit import Policy
 
 router = APIRouter(tags=["events"])
 
+LARGEST_EVENT_ID = 2**63 - 1  # the id column's
+LOG_POLL_SECONDS = 2.0  # without Redis: how often an idle stream reads the log
+
 
 class InvalidLastEventId(BadRequest):
     slug, title = "invalid-last-event-id", "Invalid Last-Event-ID"
@@ -82,7 +85,9 @@ async def _stream(
     """Replay (ids above `last_id`, from the log) then live; without `last_id`, live events
     after `start` (the user's last event id when the stream opened). The subscription was
     opened before the replay query, so nothing committed meanwhile is missed; what both see is
-    sent once, and live events go out in log order (`service.in_order`).
+    sent once, and live events go out in log order (`service.in_order`). A `last_id` that was
+    purged, or that is past the user's events, is announced in a comment, and live events
+    follow.
     A stream lasts at most `sse_max_stream_seconds`: the credential it was opened with may have
     expired or been revoked since, so the client reconnects (and re-authenticates) to go on."""
     expiry = asyncio.get_running_loop().call_later(
@@ -91,11 +96,22 @@ async def _stream(
         "time to re-authenticate (this stream reached its maximum lifetime)",
     )
     try:
-        sent: int | None = start if last_id is None else last_id
+        sent = start
         if last_id is not None:
             async with ctx.db.read_session() as session:
                 horizon = await service.purged_through(session)
-            if last_id < horizon:
+                newest = await service.last_event_id(session, user_id) or 0
+            if last_id > max(newest, horizon):  # no event of yours: another server's, or a
+                # log that was reset (a new data directory)
+                yield ServerSentEvent(
+                    comment=(
+                        f"Last-Event-ID {last_id} is past every event this server has sent "
+                        "you (was its event log reset?); reload current state. Resuming with "
+                        "live events."
+                    )
+                )
+                sent = newest
+            elif last_id < horizon:
                 yield ServerSentEvent(
                     comment=(
                         f"events up to id {horizon} were purged (kept "
@@ -103,23 +119,33 @@ async def _stream(
                         f"{last_id} are lost; reload current state. Resuming with live events."
                     )
                 )
-                sent = None  # live events as they come
+                sent = newest
             else:
-                while True:
+                sent = last_id
+                while True:  # a page at a time: a long absence may have left many
                     async with ctx.db.read_session() as session:
-                        page = await service.events_after(session, user_id, last_id)
+                        page = await service.events_after(session, user_id, sent)
                     for message in page:
                         yield _sse(message)
-                        sent = last_id = message.id
+                        sent = message.id
                     if len(page) < service.REPLAY_PAGE:
                         break
+        # Without Redis, events committed by another process (a CLI import) reach no bus:
+        # an idle stream reads the log for them.
+        poll = None if ctx.bus.shared else LOG_POLL_SECONDS
         while True:
-            batch = await subscription.get_many()
+            try:
+                batch = await asyncio.wait_for(subscription.get_many(), poll)
+            except TimeoutError:
+                batch = []
             live = [m for m in batch if m is not None]
             messages, sent = await service.in_order(ctx.db, user_id, sent, live)
+            if not batch:
+                messages = await service.from_log(ctx.db, user_id, sent)
+                sent = messages[-1].id if messages else sent
             if messages:
                 yield b"".join(_sse(m).encode() for m in messages)  # one write for all
-            if batch[-1] is None:
+            if batch and batch[-1] is None:
                 yield ServerSentEvent(
                     comment=f"stream closed: {subscription.closed_reason}; reconnect to resume"
                 )
@@ -157,7 +183,7 @@ async def stream_events(
             last_id = int(last_event_id.strip())
         except ValueError as exc:
             raise InvalidLastEventId("Last-Event-ID must be an event id sent by /events") from exc
-        if last_id < 0:
+        if not 0 <= last_id <= LARGEST_EVENT_ID:
             raise InvalidLastEventId("Last-Event-ID must be an event id sent by /events")
     start = 0
     if last_id is None:  # live from now on. Read before subscribing: an event committed in

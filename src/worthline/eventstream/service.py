@@ -204,9 +204,23 @@ async def events_after(
     return [sse_message(i, t, p) for i, t, p in await session.execute(query)]
 
 
+async def from_log(
+    db: Database, user_id: uuid.UUID, sent: int, through: int | None = None
+) -> list[BusMessage]:
+    """The user's events after `sent` (up to `through`), from the log, all pages."""
+    out: list[BusMessage] = []
+    while True:
+        async with db.read_session() as session:
+            page = await events_after(session, user_id, sent, through=through)
+        out += page
+        if len(page) < REPLAY_PAGE:
+            return out
+        sent = page[-1].id
+
+
 async def in_order(
-    db: Database, user_id: uuid.UUID, sent: int | None, live: Iterable[BusMessage]
-) -> tuple[list[BusMessage], int | None]:
+    db: Database, user_id: uuid.UUID, sent: int, live: Iterable[BusMessage]
+) -> tuple[list[BusMessage], int]:
     """What a stream that has sent `user_id`'s events up to id `sent` sends of the `live`
     messages, and its new `sent`: each event once, in log order.
 
@@ -215,21 +229,16 @@ async def in_order(
     says which event of its user came before it (`after`); when that one has not been sent,
     the events in between are read from the log, where they are already committed (a user's
     writes commit in id order), and the late message is dropped as a repeat when it comes. A
-    publication lost on the way is caught up the same way, at the user's next event.
-    `sent` None: no position yet (the first message is taken as it comes)."""
+    publication lost on the way is caught up the same way, at the user's next event."""
     out: list[BusMessage] = []
     for message in live:
-        if sent is not None and message.id <= sent:
+        if message.id <= sent:
             continue  # sent already (replayed, or read from the log below)
-        if sent is not None and message.after is not None and message.after > sent:
-            while True:  # the events in between, and this one, from the log
-                async with db.read_session() as session:
-                    page = await events_after(session, user_id, sent, through=message.id)
-                out += page
-                if page:
-                    sent = page[-1].id
-                if len(page) < REPLAY_PAGE:
-                    break
+        if message.after is not None and message.after > sent:
+            missed = await from_log(db, user_id, sent, through=message.id)
+            out += missed
+            if missed:
+                sent = missed[-1].id
             if sent >= message.id:
                 continue
         out.append(message)
