@@ -359,6 +359,23 @@ async def test_expired_personal_token_is_401(client, auth, db, settings):
     assert_unauthorized(await client.get("/users/me", headers=headers), settings)
 
 
+async def test_expired_personal_tokens_are_not_listed(client, auth, db):
+    """The list is of active tokens: an expired one (401 as a Bearer) is left out, count too."""
+    expiring = await _create_pat(client, auth, name="expiring", expires_in_days=1)
+    lasting = await _create_pat(client, auth, name="lasting", expires_in_days=30)
+    forever = await _create_pat(client, auth, name="forever")
+    async with db.write_session() as session:
+        await session.execute(
+            update(PersonalToken)
+            .where(PersonalToken.id == uuid.UUID(expiring["id"]))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    body = (await client.get("/auth/tokens", headers=auth["headers"])).json()
+    assert [t["id"] for t in body["tokens"]] == [lasting["id"], forever["id"]]
+    assert body["total_count"] == 2
+
+
 async def test_personal_token_of_a_deleted_user_is_401(client, auth, db, settings):
     created = await _create_pat(client, auth)
     async with db.write_session() as session:

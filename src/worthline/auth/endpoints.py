@@ -167,7 +167,7 @@ async def create_token(
 async def list_tokens(principal: CurrentUser, session: Session) -> PersonalTokenList:
     """The caller's active personal access tokens (never their secrets)."""
     _session_only(principal)
-    tokens = await repo.personal_tokens(session, principal.user_id)
+    tokens = await repo.personal_tokens(session, principal.user_id, utcnow())
     return PersonalTokenList(
         tokens=[PersonalTokenOut.model_validate(t) for t in tokens], total_count=len(tokens)
     )

@@ -154,10 +154,17 @@ async def revoke_session(
     )
 
 
-async def personal_tokens(session: AsyncSession, user_id: uuid.UUID) -> list[PersonalToken]:
+async def personal_tokens(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime
+) -> list[PersonalToken]:
+    """The user's active tokens: neither revoked nor expired at `now`."""
     result = await session.scalars(
         select(PersonalToken)
-        .where(PersonalToken.user_id == user_id, PersonalToken.revoked_at.is_(None))
+        .where(
+            PersonalToken.user_id == user_id,
+            PersonalToken.revoked_at.is_(None),
+            or_(PersonalToken.expires_at.is_(None), PersonalToken.expires_at > now),
+        )
         .order_by(PersonalToken.created_at, PersonalToken.id)
     )
     return list(result)
