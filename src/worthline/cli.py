@@ -193,6 +193,7 @@ def journal_import(
     from worthline.kit.context import AppContext
     from worthline.kit.db import unit_of_work
     from worthline.ledger.journal_io import JournalInvalid, import_journal
+    from worthline.ledger.journal_io.text import JournalNotText, journal_lines
 
     size = path.stat().st_size
 
@@ -208,14 +209,14 @@ def journal_import(
                     TimeRemainingColumn(),
                     console=console,
                 ) as progress,
-                path.open(encoding="utf-8") as handle,
+                path.open("rb") as handle,  # read as POST /journal/import reads its body
             ):
                 task = progress.add_task("import", total=size, movements=0)
 
                 def lines():  # type: ignore[no-untyped-def]
-                    for number, line in enumerate(handle, 1):
+                    for number, line in enumerate(journal_lines(handle), 1):
                         if number % 20_000 == 0:
-                            progress.update(task, completed=handle.buffer.tell())
+                            progress.update(task, completed=handle.tell())
                         yield line
                     progress.update(task, completed=size)
 
@@ -233,12 +234,9 @@ def journal_import(
 
     try:
         created, recorded = asyncio.run(run())
-    except JournalInvalid as exc:
+    except (JournalInvalid, JournalNotText) as exc:
         console.print(f"[red]{path}:{exc.extra['line']}:{exc.extra['column']}: {exc.detail}[/]")
         console.print("Nothing was recorded.")
-        raise typer.Exit(1) from exc
-    except UnicodeDecodeError as exc:
-        console.print(f"[red]{path} is not UTF-8 text: {exc}[/]")
         raise typer.Exit(1) from exc
     console.print(f"Imported {recorded:,} movements ({created} new accounts)")
 

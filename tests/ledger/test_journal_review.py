@@ -457,3 +457,69 @@ async def test_the_parts_of_a_batch_agree(client, auth, db, second, words):
     assert (body["line"], body["column"]) == (5, 1)
     assert words in body["detail"]
     assert await row_counts(db) == before
+
+
+# ------------------------------------------- the CLI reads a file as HTTP reads its body
+
+
+_OK = "2024-01-02 * fine\n  Equity:A -> Asset:B 1.00 GBP\n"
+_LONG = _OK * 2000  # past the first 64 KiB read
+assert len(_LONG.encode()) > 1 << 16
+
+# (bytes, line, column, problem slug): the same answer over HTTP and from the CLI
+SAME_PLACE = {
+    "lone-cr-in-description": (
+        b'2024-01-02 * x\n  Asset:A -> Asset:C "a\rb" 1.00 GBP\n',
+        2,
+        24,
+        "journal-invalid",
+    ),
+    "lone-cr-in-payee": (b"2024-01-02 * x\ry\r\n  Asset:A -> Asset:C 1.00 GBP\r\n", 1, 15, None),
+    "crlf-then-nul": ((_OK + "2024-01-03 * a\x00b\n").replace("\n", "\r\n").encode(), 3, 15, None),
+    "latin-1": ("2024-01-02 * caf\u00e9\n".encode("latin-1"), 1, 17, "journal-not-utf8"),
+    "bad-byte-line-3": (_OK.encode() + b"2024-01-02 * x \xff\n", 3, 16, "journal-not-utf8"),
+    "after-a-bom": (b"\xef\xbb\xbf2024-01-02 * \xc3\x28\n", 1, 14, "journal-not-utf8"),
+    "truncated-at-end": (_OK.encode() + b"; \xe2\x82", 3, 3, "journal-not-utf8"),
+    "second-read": (
+        _LONG.encode() + "; é ".encode() + b"\xfe\n",
+        4001,
+        5,
+        "journal-not-utf8",
+    ),
+    "split-character-then-bad": (
+        # a two-byte character across the 64 KiB boundary, then a bad byte
+        b";" + b"x" * ((1 << 16) - 2) + "é".encode() + b"\xff",
+        1,
+        (1 << 16) - 1 + 2,
+        "journal-not-utf8",
+    ),
+}
+
+
+@pytest.mark.parametrize(("raw", "line", "column", "slug"), SAME_PLACE.values(), ids=SAME_PLACE)
+async def test_http_names_the_place(client, auth, db, raw, line, column, slug):
+    before = await row_counts(db)
+    response = await _import(client, auth["headers"], raw)
+    body = problem(response, 400, slug or "journal-invalid")
+    assert (body["line"], body["column"]) == (line, column), body
+    assert body["detail"].startswith(f"line {line}, column {column}: ")
+    assert await row_counts(db) == before
+
+
+@pytest.mark.parametrize(("raw", "line", "column", "slug"), SAME_PLACE.values(), ids=SAME_PLACE)
+def test_the_cli_names_the_same_place(engine_cli, tmp_path, raw, line, column, slug):
+    path, result = _cli_import(engine_cli, tmp_path, raw)
+    assert result.exit_code == 1, result.output
+    assert f"{path}:{line}:{column}: line {line}, column {column}: " in result.output
+    assert "Nothing was recorded." in result.output
+    assert "Traceback" not in result.output
+    assert _cli_export(engine_cli) == "option operating-currency GBP\n"
+
+
+def test_the_cli_reads_crlf_and_a_bom(engine_cli, tmp_path):
+    text = "\ufeff" + (_OK + '2024-01-03 * "x"\n  Equity:A -> Asset:B "d" 2.00 GBP\n')
+    _, result = _cli_import(engine_cli, tmp_path, text.replace("\n", "\r\n").encode())
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 movements (2 new accounts)" in result.output
+    exported = _cli_export(engine_cli)
+    assert ' * "x"\n  Equity:A -> Asset:B "d" 2.00 GBP\n' in exported and "\r" not in exported

@@ -1,24 +1,19 @@
 from __future__ import annotations
 
-import codecs
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from worthline.kit.deps import Ctx, CurrentUser, InsufficientScope, InvalidAccessToken, Session
-from worthline.kit.problems import BadRequest, UnsupportedMediaType, problem_responses
-from worthline.ledger.journal.syntax import JournalError
+from worthline.kit.problems import UnsupportedMediaType, problem_responses
 from worthline.ledger.journal_io import JournalInvalid, export_journal, import_journal
+from worthline.ledger.journal_io.text import journal_lines
 from worthline.ledger.schemas import JournalImportOut
 
 router = APIRouter(tags=["journal"])
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
-
-
-class JournalNotText(BadRequest):
-    slug, title = "journal-not-utf8", "Journal Is Not UTF-8 Text"
 
 
 @router.post(
@@ -44,44 +39,10 @@ async def journal_import(
         async for chunk in request.stream():
             spool.write(chunk)
         spool.seek(0)
-        result = await import_journal(session, principal.user_id, _lines(spool))
+        result = await import_journal(session, principal.user_id, journal_lines(spool))
     return JournalImportOut(
         accounts_created=result.accounts_created, movements_recorded=result.movements_recorded
     )
-
-
-def _lines(spool) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    pending = ""
-    line_no = 0
-    suspect = False
-    try:
-        for raw in iter(lambda: spool.read(1 << 16), b""):
-            text = decoder.decode(raw)
-            suspect = suspect or "\x00" in text or "\r" in text
-            pending += text
-            *complete, pending = pending.split("\n")
-            for line in complete:
-                line_no += 1
-                if suspect:
-                    _check_line(line, line_no)
-                yield line
-        pending += decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise JournalNotText(f"The journal is not valid UTF-8 (after line {line_no})") from exc
-    if pending:
-        _check_line(pending, line_no + 1)
-        yield pending
-
-
-def _check_line(line: str, line_no: int) -> None:
-    """NUL cannot be stored (PostgreSQL) and a carriage return inside a line cannot be written
-    back (export): refuse both, naming the place, before anything reaches the database."""
-    body = line.removesuffix("\r")  # CRLF line endings are fine
-    for char, what in (("\x00", "a NUL character"), ("\r", "a carriage return inside a line")):
-        column = body.find(char)
-        if column >= 0:
-            raise JournalError(line_no, column + 1, f"{what} is not allowed")
 
 
 @router.get(
