@@ -161,6 +161,27 @@ async def test_sync_of_another_users_account_is_not_found(client, auth, db):
     assert await count(db) == 0
 
 
+@pytest.mark.parametrize("path", ["Equity:Capital", "Income:Salary", "Expense:Food"])
+async def test_sync_of_an_account_that_holds_no_value_is_refused(client, auth, db, path):
+    """Only Asset and Liability accounts are captured (as the daily capture does): an Equity
+    snapshot summed into total_balance_by_currency took the owner's capital off the total."""
+    h = auth["headers"]
+    other = await account(client, h, path)
+    bank = await account(client, h, "Asset:Bank:Current")
+    await move(client, h, other, bank, "118.00")
+    await sync(client, h, bank)
+    response = await client.post(f"/accounts/{other['id']}/sync", headers=h)
+    body = validation(response, "invalid-market-data")
+    assert body["errors"][0]["loc"] == ["path", "account_id"]
+    kind = path.split(":")[0]
+    assert body["detail"] == (
+        f"{path} is an {kind} account; snapshots are captured of Asset (or Liability) accounts"
+    )
+    assert await count(db) == 1
+    latest = await get_ok(client, "/balance-snapshots", h)
+    assert latest["total_balance_by_currency"] == {"GBP": "118.00"}
+
+
 async def test_account_too_fine_for_snapshots(client, auth, db):
     h = auth["headers"]
     gold = await account(client, h, "Asset:Bank:Fine", "GBP", exponent=-10)

@@ -18,6 +18,7 @@ from worthline.ledger import repository as ledger_repo
 from worthline.ledger.endpoints import InvalidDateRange
 from worthline.ledger.models import Account
 from worthline.ledger.service import EARLIEST, LATEST, AccountNotFound
+from worthline.market.service import InvalidMarketData
 from worthline.snapshots import repository as repo
 from worthline.snapshots import service
 from worthline.snapshots.jsontext import dumps
@@ -162,7 +163,9 @@ async def recent_snapshots(
     "/accounts/{account_id}/sync",
     status_code=status.HTTP_201_CREATED,
     response_model=SnapshotOut,
-    responses=problem_responses(*AUTH, AccountNotFound, InvalidSnapshotSource, InvalidSnapshot),
+    responses=problem_responses(
+        *AUTH, AccountNotFound, InvalidSnapshotSource, InvalidSnapshot, InvalidMarketData
+    ),
 )
 async def sync_account(
     account_id: uuid.UUID,
@@ -171,7 +174,8 @@ async def sync_account(
     body: SyncIn | None = None,
 ) -> Response:
     """Capture a snapshot from the account's current ledger balance. The account's first
-    snapshot is recorded as `initial_connection`."""
+    snapshot is recorded as `initial_connection`. Asset and Liability accounts only (422
+    `invalid-market-data` for Equity, Income and Expense, as a holdings sync answers)."""
     source = body.source if body and body.source is not None else MANUAL_SYNC
     row = await service.capture_account(session, principal.user_id, account_id, source)
     return _json(snapshot_json(row), status.HTTP_201_CREATED)

@@ -14,10 +14,11 @@ Two kinds of snapshot:
   possibly back-filled with a past `captured_at`. These are the balance assertions that
   reconciliation checks against the ledger.
 
-Automatic captures (scheduled, after an import) cover the accounts that hold value, `Asset`
+Captures (scheduled, after an import, on request) cover the accounts that hold value, `Asset`
 and `Liability`: in a double-entry ledger every account's balances sum to zero, so snapshots of
-`Income`, `Expense` and `Equity` accounts would make `total_balance_by_currency` meaningless.
-A manual sync or a reported snapshot works on any account the caller names.
+`Income`, `Expense` and `Equity` accounts would make `total_balance_by_currency` meaningless. A
+sync of one of those is refused (422, as a holdings sync is); a reported snapshot works on any
+account the caller names.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from worthline.kit.problems import BadRequest, ValidationProblem
 from worthline.ledger import repository as ledger_repo
 from worthline.ledger.models import Account
 from worthline.ledger.service import EARLIEST, AccountNotFound
+from worthline.market.service import invalid as invalid_market_data
 from worthline.portfolio.valuation import HoldingsValue, holdings_values
 from worthline.snapshots import repository as repo
 from worthline.snapshots.jsontext import snapshot_head
@@ -189,6 +191,12 @@ async def capture_account(
     now = now or utcnow()
     at = captured_at or now
     account = await _locked_account(session, user_id, public_id)
+    if account.account_type not in CAPTURED_TYPES:
+        raise invalid_market_data(
+            ["path", "account_id"],
+            f"{account.full_path} is an {account.account_type} account; "
+            "snapshots are captured of Asset (or Liability) accounts",
+        )
     _check_exponent(account)
     [state] = await repo.ledger_states(session, [Account.id == account.id], at)
     if holdings is None:  # a holdings sync passes the valuation it has just made
