@@ -133,6 +133,25 @@ async def test_the_sync_captures_a_snapshot_with_cash_and_holdings(client, auth,
     assert (manual.json()["holdings_value"], manual.json()["balance"]) == ("320.00", "570.00")
 
 
+async def test_a_liability_sync_captures_its_cash_value_too(client, auth, ctx):
+    """cash_value is the ledger balance in every captured snapshot: a Liability's too."""
+    headers = auth["headers"]
+    loan = await account(client, headers, "Liability:Margin", "USD")
+    spent = await account(client, headers, "Expense:Shares", "USD")
+    await move(client, headers, loan, spent, "300.00")
+    await asset(ctx, "AAPL", "USD", {YESTERDAY: "100"})
+    synced = await sync(client, headers, loan, [{"symbol": "AAPL", "quantity": "2"}])
+    snapshot = synced["snapshot"]
+    assert {k: snapshot[k] for k in ("balance", "holdings_value", "cash_value")} == {
+        "balance": "-100.00",
+        "holdings_value": "200.00",
+        "cash_value": "-300.00",
+    }
+    manual = await client.post(f"/accounts/{loan['id']}/sync", headers=headers)
+    assert manual.status_code == 201, manual.text
+    assert (manual.json()["cash_value"], manual.json()["balance"]) == ("-300.00", "-100.00")
+
+
 async def test_a_sync_publishes_holdings_and_net_worth_events(client, auth, ctx, published):
     headers = auth["headers"]
     user_id = await _me(client, headers)

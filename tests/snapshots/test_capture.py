@@ -103,7 +103,7 @@ async def test_sync_captures_the_ledger_balance(client, auth, db):
     assert (owed["balance"], owed["available_balance"], owed["cash_value"], owed["source"]) == (
         "-25.50",
         "-25.50",
-        None,  # cash value only for Asset accounts
+        "-25.50",  # the ledger balance, for a Liability as for an Asset
         "initial_connection",
     )
 

@@ -3,13 +3,14 @@
 Two kinds of snapshot:
 
 - **Captured** (basis "ledger"): Worthline reads the account's ledger balance now and records
-  it; for an account with holdings, `cash_value` is that ledger balance, `holdings_value` the
-  holdings at market value (prices and rates in force that day, converted into the account's
-  currency, what cannot be valued left out and listed in `provider_metadata.holdings.stale`),
-  and `balance` their sum. Sources: `manual_sync` (POST /sync), `account_sync` (after a
-  journal import), `scheduled_sync` (the daily capture, once per account per UTC day),
-  `holdings_sync` (holdings syncs). An account's first snapshot of any kind is recorded as
-  `initial_connection`, with the source asked for kept in `provider_metadata.requested_source`.
+  it as `cash_value` (an Asset's or a Liability's alike); for an account with holdings,
+  `holdings_value` is the holdings at market value (prices and rates in force that day,
+  converted into the account's currency, what cannot be valued left out and listed in
+  `provider_metadata.holdings.stale`), and `balance` their sum. Sources: `manual_sync`
+  (POST /sync), `account_sync` (after a journal import), `scheduled_sync` (the daily capture,
+  once per account per UTC day), `holdings_sync` (holdings syncs). An account's first
+  snapshot of any kind is recorded as `initial_connection`, with the source asked for kept in
+  `provider_metadata.requested_source`.
 - **Reported** (basis "reported"): balances from outside Worthline (a bank feed, a statement),
   possibly back-filled with a past `captured_at`. These are the balance assertions that
   reconciliation checks against the ledger.
@@ -131,8 +132,8 @@ def _captured_row(
     None when the balance is beyond what a snapshot stores (logged: an automatic capture must
     not fail every other account for one).
 
-    With holdings, `cash_value` is the ledger balance, `holdings_value` their market value in
-    the account's currency, and `balance` the sum of both."""
+    `cash_value` is the ledger balance; with holdings, `holdings_value` is their market value
+    in the account's currency, and `balance` the sum of both."""
     account = state.account
     cash = from_minor(state.balance, account.exponent)
     balance = cash + holdings.value if holdings is not None else cash
@@ -159,7 +160,7 @@ def _captured_row(
         # No holds: everything booked is available.
         "available_balance_amount": balance,
         "holdings_value_amount": holdings.value if holdings is not None else None,
-        "cash_value_amount": cash if account.account_type == "Asset" else None,
+        "cash_value_amount": cash,
         "currency": account.currency,
         "source": source,
         "captured_at": now,
