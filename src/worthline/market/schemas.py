@@ -11,7 +11,6 @@ validating each of thousands of rows a second time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any
@@ -23,17 +22,12 @@ from worthline.kit.money import DecimalString
 from worthline.kit.schemas import Day, Timestamp
 from worthline.ledger.schemas import Currency, Strict, Trimmed
 from worthline.market.models import ASSET_TYPES, Asset, MarketCap, Price
-from worthline.market.service import MAX_ROWS
-
-_SYMBOL = re.compile(r"[A-Z0-9.\-_:^=/]{1,32}")
+from worthline.market.service import MAX_ROWS, SYMBOL, SYMBOL_RULE, is_symbol
 
 
 def _symbol(value: str) -> str:
-    if not _SYMBOL.fullmatch(value):  # `$` would let a trailing newline through
-        raise ValueError(
-            "a symbol is 1 to 32 upper-case letters, digits and . - _ : ^ = /, "
-            "e.g. VWRL.L, BRK.B, BTC-USD"
-        )
+    if not is_symbol(value):
+        raise ValueError(f"a symbol is {SYMBOL_RULE}")
     return value
 
 
@@ -46,9 +40,7 @@ def _asset_type(value: str) -> str:
 Symbol = Annotated[
     str,
     AfterValidator(_symbol),
-    Field(
-        max_length=32, examples=["VWRL.L"], json_schema_extra={"pattern": f"^{_SYMBOL.pattern}$"}
-    ),
+    Field(max_length=32, examples=["VWRL.L"], json_schema_extra={"pattern": f"^{SYMBOL.pattern}$"}),
 ]
 AssetType = Annotated[
     str, AfterValidator(_asset_type), Field(json_schema_extra={"enum": list(ASSET_TYPES)})

@@ -10,6 +10,7 @@ never rounded).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -35,6 +36,15 @@ from worthline.market.models import (
     FxRate,
     MarketCap,
     Price,
+)
+
+SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-_:^=/]{0,31}")
+"""An asset's symbol, wherever one is taken (assets, holdings syncs): match it whole
+(`fullmatch`; `$` would let a trailing newline through). The first character is a letter or a
+digit: `.` alone could not be reached by URL (`/assets/.` is `/assets/`)."""
+SYMBOL_RULE = (
+    "1 to 32 upper-case letters, digits and . - _ : ^ = /, the first a letter or a digit "
+    "(VWRL.L, BRK.B, BTC-USD)"
 )
 
 EARLIEST_DAY = date(1900, 1, 1)
@@ -99,6 +109,10 @@ def check_decimal(
     if not_negative and value < 0:
         raise invalid(loc, "must not be negative")
     return value
+
+
+def is_symbol(value: str) -> bool:
+    return SYMBOL.fullmatch(value) is not None
 
 
 def check_currency(code: str, loc: Sequence[str | int]) -> str:

@@ -17,7 +17,6 @@ when anything changed, and the user's net worth is recomputed before commit.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +35,13 @@ from worthline.ledger import repository as ledger_repo
 from worthline.ledger.service import EARLIEST, AccountNotFound
 from worthline.market import repository as market_repo
 from worthline.market.models import ASSET_TYPES, PRICE_SCALE, Asset, Price
-from worthline.market.service import check_currency, check_decimal, invalid
+from worthline.market.service import (
+    SYMBOL_RULE,
+    check_currency,
+    check_decimal,
+    invalid,
+    is_symbol,
+)
 from worthline.portfolio import series
 from worthline.portfolio.models import Holding, HoldingHistory
 from worthline.portfolio.networth import NET_WORTH_TYPES, holders, market_moved, net_worth_changed
@@ -45,7 +50,6 @@ from worthline.snapshots.models import HOLDINGS_SYNC
 from worthline.snapshots.repository import SnapshotRow
 from worthline.snapshots.service import SYNC_SOURCES, capture_account, check_source
 
-SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-_:^=/]{0,31}\Z")
 MAX_HOLDINGS = 10_000
 
 
@@ -77,10 +81,8 @@ class SyncResult:
 
 
 def check_symbol(symbol: str, loc: Sequence[str | int]) -> str:
-    if not SYMBOL.match(symbol):
-        raise invalid(
-            loc, f"{symbol!r} is not a symbol: 1-32 upper-case letters, digits and . - _ : ^ = /"
-        )
+    if not is_symbol(symbol):
+        raise invalid(loc, f"{symbol!r} is not a symbol: {SYMBOL_RULE}")
     return symbol
 
 
