@@ -199,7 +199,8 @@ async def test_recent_snapshots(client, auth):
             expected(d4, "50.00", None),  # from zero: no percentage
             expected(d3, "-110.00", -100.0),  # against d2, which is not on this page
         ],
-        "total_count": 3,
+        "total_count": 5,  # every snapshot of the account, not the page's 3
+        # The balances and the change are the page's.
         "start_balance": "0.00",
         "end_balance": "75.00",
         "total_change_amount": "75.00",
@@ -211,6 +212,8 @@ async def test_recent_snapshots(client, auth):
     assert [s["id"] for s in everything["snapshots"]] == [x["id"] for x in (d5, d4, d3, d2, d1)]
     assert everything["snapshots"][-1] == expected(d1, None, None)
     assert everything["snapshots"][-2] == expected(d2, "10.00", 10.0)
+    assert everything["total_count"] == 5
+    assert (await get_ok(client, url, h, limit=5))["total_count"] == 5
 
     filtered = await get_ok(client, url, h, source="account_sync")
     assert filtered == {
@@ -226,7 +229,10 @@ async def test_recent_snapshots(client, auth):
         "total_change_percent": -25.0,
         "currency": "GBP",
     }
-    assert (await get_ok(client, url, h, source="manual_sync"))["snapshots"] == []
+    one = await get_ok(client, url, h, source="account_sync", limit=1)
+    assert ([s["id"] for s in one["snapshots"]], one["total_count"]) == ([d5["id"]], 3)
+    none = await get_ok(client, url, h, source="manual_sync")
+    assert (none["snapshots"], none["total_count"]) == ([], 0)
 
 
 async def test_balance_history(client, auth):

@@ -148,7 +148,8 @@ async def recent_snapshots(
     source: SourceFilter = None,
 ) -> Response:
     """The account's most recent snapshots, newest first, each with the change from the one
-    before it (among those of `source`, when given). Same body as balance-history."""
+    before it (among those of `source`, when given). Same body as balance-history, over this
+    page; `total_count` counts all the account's snapshots (of `source`), not just the page."""
     wanted = _source(source)
     rows = await repo.recent(session, principal.user_id, account_id, limit, wanted)
     if rows:
@@ -156,7 +157,10 @@ async def recent_snapshots(
     else:  # the rows carry the account's currency and exponent: look it up only without them
         account = await _account(session, principal, account_id)
         currency, exponent = account.currency, account.exponent
-    return _json(history_json(currency, exponent, rows, newest_first=True))
+    total = len(rows)
+    if total == limit:  # a full page may have more behind it
+        total = await repo.recent_count(session, principal.user_id, account_id, wanted)
+    return _json(history_json(currency, exponent, rows, newest_first=True, total_count=total))
 
 
 @router.post(

@@ -364,6 +364,17 @@ def _recent_statement(by_source: bool) -> Any:
     )
 
 
+def _recent_count_statement(by_source: bool) -> Any:
+    table = S.__table__
+    query = (
+        select(func.count())
+        .select_from(Account.__table__)
+        .join(table, Account.__table__.c.id == table.c.account_id)
+        .where(*_caller_account(table))
+    )
+    return query.where(table.c.source == bindparam("source")) if by_source else query
+
+
 def _one_statement() -> Any:
     # One row: the lookup of the balance before it may run once per mention on SQLite (an
     # index probe each), and is not worth a subquery PostgreSQL would flatten into a join.
@@ -391,6 +402,7 @@ _LATEST = _latest_statement()
 _HISTORY = {by_source: _history_statement(by_source) for by_source in (False, True)}
 _HISTORY_ARRAY = {by_source: _history_array_statement(by_source) for by_source in (False, True)}
 _RECENT = {by_source: _recent_statement(by_source) for by_source in (False, True)}
+_RECENT_COUNT = {by_source: _recent_count_statement(by_source) for by_source in (False, True)}
 _ONE = _one_statement()
 
 
@@ -483,6 +495,17 @@ async def recent(
     if source is not None:
         params["source"] = source
     return list((await session.execute(_RECENT[source is not None], params)).all())
+
+
+async def recent_count(
+    session: AsyncSession, user_id: uuid.UUID, public_id: uuid.UUID, source: str | None
+) -> int:
+    """How many snapshots `recent` chooses its page from: all of the caller's account's (of
+    `source`, when given)."""
+    params: dict[str, Any] = {"user_id": user_id, "public_id": public_id}
+    if source is not None:
+        params["source"] = source
+    return int(await session.scalar(_RECENT_COUNT[source is not None], params) or 0)
 
 
 async def one(session: AsyncSession, account: Account, snapshot_id: uuid.UUID) -> SnapshotRow:

@@ -105,7 +105,9 @@ class SnapshotHistory(BaseModel):
     `end_balance` the newest's, whatever order `snapshots` is listed in."""
 
     snapshots: list[SnapshotOut]
-    total_count: int
+    total_count: int = Field(
+        description="Snapshots the query matches (recent snapshots: beyond the page too)"
+    )
     start_balance: str | None
     end_balance: str | None
     total_change_amount: str | None
@@ -182,16 +184,22 @@ def latest_json(rows: Sequence[SnapshotRow]) -> dict[str, Any]:
 
 
 def history_json(
-    currency: str, exponent: int, rows: Sequence[SnapshotRow], *, newest_first: bool
+    currency: str,
+    exponent: int,
+    rows: Sequence[SnapshotRow],
+    *,
+    newest_first: bool,
+    total_count: int | None = None,
 ) -> dict[str, Any]:
     """`SnapshotHistory` of one account's rows, listed oldest first (balance-history) or newest
     first (recent snapshots); the start and end balances are the oldest's and the newest's
-    either way."""
+    either way. `total_count`: the snapshots the rows are a page of (default: the rows)."""
     snapshots = [snapshot_json(r) for r in rows]
+    count = len(rows) if total_count is None else total_count
     if not rows:
-        return _history_body(snapshots, 0, currency, exponent, None, None)
+        return _history_body(snapshots, count, currency, exponent, None, None)
     oldest, newest = (rows[-1], rows[0]) if newest_first else (rows[0], rows[-1])
-    return _history_body(snapshots, len(rows), currency, exponent, oldest.balance, newest.balance)
+    return _history_body(snapshots, count, currency, exponent, oldest.balance, newest.balance)
 
 
 def history_array_json(currency: str, exponent: int, history: HistoryArray) -> dict[str, Any]:
