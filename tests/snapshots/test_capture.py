@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError
 
 from conftest import register_and_login
 from ledger.factories import account, move
+from portfolio.helpers import asset
+from portfolio.helpers import sync as holdings_sync
 from snapshots.helpers import (
     count,
     expected,
@@ -28,6 +30,7 @@ from snapshots.helpers import (
     sync,
     validation,
 )
+from worthline.kit.db import unit_of_work
 from worthline.snapshots.tasks import capture_scheduled, daily_capture
 
 FAR_FUTURE = "2199-06-01T00:00:00Z"
@@ -180,6 +183,35 @@ async def test_sync_of_an_account_that_holds_no_value_is_refused(client, auth, d
     assert await count(db) == 1
     latest = await get_ok(client, "/balance-snapshots", h)
     assert latest["total_balance_by_currency"] == {"GBP": "118.00"}
+
+
+async def test_a_capture_with_any_amount_beyond_the_limit_is_not_stored(client, auth, ctx, db):
+    """Balance within ±92.2 billion, holdings value beyond it (cash -60 billion, holdings 100
+    billion): refused like a balance beyond it (422; the daily capture skips the account), on
+    both engines; SQLite's 64-bit column could not store it (a 500)."""
+    h = auth["headers"]
+    broker = await account(client, h, "Asset:Broker")
+    opening = await account(client, h, "Equity:Opening")
+    await move(client, h, broker, opening, "60000000000.00")
+    await asset(ctx, "BIG", "GBP", {datetime.now(UTC).date(): "100"})
+    refused = await holdings_sync(
+        client, h, broker, [{"symbol": "BIG", "quantity": "1000000000"}], expect=422
+    )
+    assert refused["type"].endswith("/invalid-snapshot")
+    assert refused["errors"][0]["loc"] == ["path", "account_id"]
+    assert await count(db) == 0
+    # Holdings put there another way (a sync of half, then the other half) meet the same end.
+    half = [{"symbol": "BIG", "quantity": "500000000"}]
+    await holdings_sync(client, h, broker, half)
+    assert await count(db) == 1
+    async with unit_of_work(ctx.db) as session:
+        await session.execute(text("UPDATE holdings SET quantity = quantity * 2"))
+    body = validation(
+        await client.post(f"/accounts/{broker['id']}/sync", headers=h), "invalid-snapshot"
+    )
+    assert body["errors"][0]["loc"] == ["path", "account_id"]
+    assert await capture_scheduled(ctx.db, datetime.now(UTC)) == 0  # skipped, logged
+    assert await count(db) == 1
 
 
 async def test_account_too_fine_for_snapshots(client, auth, db):

@@ -129,15 +129,16 @@ def _captured_row(
     state: LedgerState, requested: str, now: datetime, holdings: HoldingsValue | None = None
 ) -> dict[str, Any] | None:
     """The row of a capture from the ledger (and the account's holdings, when it has any), or
-    None when the balance is beyond what a snapshot stores (logged: an automatic capture must
-    not fail every other account for one).
+    None when an amount (the balance, or the cash or holdings value it sums) is beyond what a
+    snapshot stores (logged: an automatic capture must not fail every other account for one).
 
     `cash_value` is the ledger balance; with holdings, `holdings_value` is their market value
     in the account's currency, and `balance` the sum of both."""
     account = state.account
     cash = from_minor(state.balance, account.exponent)
-    balance = cash + holdings.value if holdings is not None else cash
-    if abs(balance) > MAX_AMOUNT:
+    held = holdings.value if holdings is not None else Decimal(0)
+    balance = cash + held
+    if max(abs(balance), abs(cash), abs(held)) > MAX_AMOUNT:
         log.warning("snapshots.balance_too_large", account_id=str(account.public_id))
         return None
     source = requested if state.has_snapshots else INITIAL_CONNECTION
@@ -204,7 +205,11 @@ async def capture_account(
         holdings = (await holdings_values(session, [account], at.date())).get(account.id)
     row = _captured_row(state, source, at, holdings)
     if row is None:
-        raise _invalid(["path", "account_id"], "the balance is too large for a snapshot")
+        raise _invalid(
+            ["path", "account_id"],
+            f"the balance, cash or holdings value is beyond ±{MAX_AMOUNT:,.0f} "
+            "(the most a snapshot stores)",
+        )
     row["created_at"] = now
     snapshot = BalanceSnapshot(**_with_head(row, account))
     session.add(snapshot)
