@@ -50,6 +50,30 @@ async def test_wrong_method_is_a_405_problem(client, settings, db, method, path,
     assert await count_rows(db, User) == 0
 
 
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+async def test_head_on_health_and_ready_answers_like_get_without_a_body(client, path):
+    """Load-balancer probes use HEAD: the GET's status and headers, no body (it was 405)."""
+    got = await client.get("http://test" + path)
+    head = await client.head("http://test" + path)
+    assert (got.status_code, head.status_code) == (200, 200)
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["x-trace-id"]
+
+
+async def test_head_on_ready_when_not_ready_is_a_503_without_a_body(client, ctx, monkeypatch):
+    async def down() -> None:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(ctx.db, "ping", down)
+    got = await client.get("http://test/ready")
+    assert got.status_code == 503
+    head = await client.head("http://test/ready")
+    assert (head.status_code, head.content) == (503, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
 async def test_bad_uuid_in_path_is_a_422_problem(client, auth, settings):
     response = await client.delete("/auth/tokens/not-a-uuid", headers=auth["headers"])
     body = assert_problem(response, 422, "validation-error", settings)

@@ -37,3 +37,9 @@ async def ready(ctx: Ctx) -> ORJSONResponse:
             "Not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks
         )
     return ORJSONResponse({"status": "ready", "checks": checks})
+
+
+# HEAD answers like GET (load-balancer probes use it; the middleware drops a HEAD's body), and
+# is left out of the OpenAPI document, which would list each operation twice.
+router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)

@@ -59,6 +59,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        head = scope["method"] == "HEAD"
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, response_started
@@ -71,6 +72,10 @@ class RequestContextMiddleware:
                 if quota is not None and b"x-ratelimit-limit" not in present:
                     extra += [(k.lower().encode(), v.encode()) for k, v in quota.headers().items()]
                 message["headers"] = [*message.get("headers", []), *extra]
+            elif head and message["type"] == "http.response.body":
+                # A HEAD answer is the GET's status and headers (Content-Length included),
+                # never a body, whatever the server in front of us does with one.
+                message = {**message, "body": b""}
             await send(message)
 
         limit = self._body_limit(scope["path"])
