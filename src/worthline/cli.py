@@ -41,6 +41,20 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _settings() -> Settings:
+    """The settings, or one line per bad `WORTHLINE_*` variable and exit code 2 (Typer would
+    print a page of traceback around pydantic's error)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():  # the value is not repeated: it may be a secret
+            name = "WORTHLINE_" + "_".join(map(str, error["loc"])).upper()
+            typer.echo(f"worthline: bad setting {name}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -54,7 +68,7 @@ def serve(
     from worthline.kit import migrate as migrations
     from worthline.kit.logging import configure_logging
 
-    settings = Settings()
+    settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     if workers > 1 and settings.is_sqlite:
         console.print(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,36 @@ def test_db_downgrade_and_upgrade_again(cli, migrated):
     assert result.exit_code == 0, result.output
     assert "users" in _tables(migrated)
     assert cli("users", "create", "ada@example.com", "--password", PASSWORD).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WORTHLINE_ACCESS_TOKEN_TTL_SECONDS", "5"),
+        ("WORTHLINE_RATE_LIMIT_AUTH", "lots"),
+        ("WORTHLINE_DEMO_DATA", "sometimes"),
+    ],
+)
+def test_serve_with_a_bad_setting_names_it_in_one_line(tmp_path, variable, value):
+    """A real process (Typer prints a Rich traceback there, not under CliRunner): one line
+    naming the variable, exit code 2, and the server never starts."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WORTHLINE_")},
+        "WORTHLINE_DATA_DIR": str(tmp_path / "data"),
+        "WORTHLINE_DEMO_DATA": "off",
+        variable: value,
+        "COLUMNS": "160",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from worthline.cli import app; app()", "serve", "--port", "1"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"worthline: bad setting {variable}: "), lines
+    assert "Traceback" not in result.stderr
