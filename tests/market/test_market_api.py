@@ -127,7 +127,18 @@ async def test_sector_is_optional_and_the_list_is_by_symbol(client, auth):
 
 @pytest.mark.parametrize(
     "symbol",
-    ["VWRL.L", "BRK.B", "BTC-USD", "X^Y", "EURUSD=X", "EUR/USD", "NYSE:A_B", "X", "9" * 32],
+    [
+        "VWRL.L",
+        "BRK.B",
+        "BTC-USD",
+        "X^Y",
+        "^GSPC",
+        "EURUSD=X",
+        "EUR/USD",
+        "NYSE:A_B",
+        "X",
+        "9" * 32,
+    ],
 )
 async def test_symbols_accepted_and_readable_by_path(client, auth, symbol):
     body = await create(client, auth["headers"], symbol=symbol)
@@ -144,9 +155,9 @@ async def test_symbols_accepted_and_readable_by_path(client, auth, symbol):
     "symbol",
     [
         *["", "vwrl.l", "Vwrl", "BAD SYMBOL", "A" * 33, "ÄBC", "A$", "A,B", "A\nB", "AB\n", "A;B"],
-        # The first character is a letter or a digit, as in a holdings sync (one grammar):
-        # "." could not even be reached by URL (/assets/. is /assets/).
-        *["-X", ".", "^GSPC", "/A", "_", "=X", ":A"],
+        # The first character is a letter, a digit or an index's ^, as in a holdings sync (one
+        # grammar): "." could not even be reached by URL (/assets/. is /assets/).
+        *["-X", ".", "/A", "_", "=X", ":A"],
     ],
 )
 async def test_bad_symbols_are_refused(client, auth, db, symbol):

@@ -174,7 +174,7 @@ async def test_sync_of_an_account_that_holds_no_value_is_refused(client, auth, d
     await move(client, h, other, bank, "118.00")
     await sync(client, h, bank)
     response = await client.post(f"/accounts/{other['id']}/sync", headers=h)
-    body = validation(response, "invalid-market-data")
+    body = validation(response, "invalid-snapshot")
     assert body["errors"][0]["loc"] == ["path", "account_id"]
     kind = path.split(":")[0]
     assert body["detail"] == (

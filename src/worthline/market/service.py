@@ -38,13 +38,14 @@ from worthline.market.models import (
     Price,
 )
 
-SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-_:^=/]{0,31}")
+SYMBOL = re.compile(r"[A-Z0-9^][A-Z0-9.\-_:^=/]{0,31}")
 """An asset's symbol, wherever one is taken (assets, holdings syncs): match it whole
-(`fullmatch`; `$` would let a trailing newline through). The first character is a letter or a
-digit: `.` alone could not be reached by URL (`/assets/.` is `/assets/`)."""
+(`fullmatch`; `$` would let a trailing newline through). The first character is a letter, a
+digit or the `^` of an index (^GSPC): `.` alone could not be reached by URL (`/assets/.` is
+`/assets/`)."""
 SYMBOL_RULE = (
-    "1 to 32 upper-case letters, digits and . - _ : ^ = /, the first a letter or a digit "
-    "(VWRL.L, BRK.B, BTC-USD)"
+    "1 to 32 upper-case letters, digits and . - _ : ^ = /, the first a letter, a digit or ^ "
+    "(VWRL.L, BRK.B, BTC-USD, ^GSPC)"
 )
 
 EARLIEST_DAY = date(1900, 1, 1)

@@ -179,7 +179,7 @@ async def sync_account(
 ) -> Response:
     """Capture a snapshot from the account's current ledger balance. The account's first
     snapshot is recorded as `initial_connection`. Asset and Liability accounts only (422
-    `invalid-market-data` for Equity, Income and Expense, as a holdings sync answers)."""
+    `invalid-snapshot` for Equity, Income and Expense)."""
     source = body.source if body and body.source is not None else MANUAL_SYNC
     row = await service.capture_account(session, principal.user_id, account_id, source)
     return _json(snapshot_json(row), status.HTTP_201_CREATED)

@@ -43,7 +43,6 @@ from worthline.kit.problems import BadRequest, ValidationProblem
 from worthline.ledger import repository as ledger_repo
 from worthline.ledger.models import Account
 from worthline.ledger.service import EARLIEST, AccountNotFound
-from worthline.market.service import invalid as invalid_market_data
 from worthline.portfolio.valuation import HoldingsValue, holdings_values
 from worthline.snapshots import repository as repo
 from worthline.snapshots.jsontext import snapshot_head
@@ -194,7 +193,7 @@ async def capture_account(
     at = captured_at or now
     account = await _locked_account(session, user_id, public_id)
     if account.account_type not in CAPTURED_TYPES:
-        raise invalid_market_data(
+        raise _invalid(
             ["path", "account_id"],
             f"{account.full_path} is an {account.account_type} account; "
             "snapshots are captured of Asset (or Liability) accounts",
