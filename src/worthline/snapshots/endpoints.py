@@ -18,7 +18,6 @@ from worthline.ledger import repository as ledger_repo
 from worthline.ledger.endpoints import InvalidDateRange
 from worthline.ledger.models import Account
 from worthline.ledger.service import EARLIEST, LATEST, AccountNotFound
-from worthline.market.service import InvalidMarketData
 from worthline.snapshots import repository as repo
 from worthline.snapshots import service
 from worthline.snapshots.jsontext import dumps
@@ -167,9 +166,7 @@ async def recent_snapshots(
     "/accounts/{account_id}/sync",
     status_code=status.HTTP_201_CREATED,
     response_model=SnapshotOut,
-    responses=problem_responses(
-        *AUTH, AccountNotFound, InvalidSnapshotSource, InvalidSnapshot, InvalidMarketData
-    ),
+    responses=problem_responses(*AUTH, AccountNotFound, InvalidSnapshotSource, InvalidSnapshot),
 )
 async def sync_account(
     account_id: uuid.UUID,
