@@ -55,6 +55,13 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+@app.callback()
+def _check_settings() -> None:
+    # Before any command: a bad WORTHLINE_* variable is one line and exit code 2, whichever
+    # command reads the settings (`_settings`).
+    _settings()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",

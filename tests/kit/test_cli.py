@@ -99,9 +99,19 @@ def test_db_downgrade_and_upgrade_again(cli, migrated):
         ("WORTHLINE_DEMO_DATA", "sometimes"),
     ],
 )
-def test_serve_with_a_bad_setting_names_it_in_one_line(tmp_path, variable, value):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--port", "1"],
+        ["db", "upgrade"],
+        ["interest", "run"],
+        ["events", "purge"],
+        ["prices", "import", "nothing.csv"],
+    ],
+)
+def test_a_bad_setting_is_named_in_one_line(tmp_path, variable, value, command):
     """A real process (Typer prints a Rich traceback there, not under CliRunner): one line
-    naming the variable, exit code 2, and the server never starts."""
+    naming the variable, exit code 2, and the command never runs (the server never starts)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("WORTHLINE_")},
         "WORTHLINE_DATA_DIR": str(tmp_path / "data"),
@@ -109,8 +119,8 @@ def test_serve_with_a_bad_setting_names_it_in_one_line(tmp_path, variable, value
         variable: value,
         "COLUMNS": "160",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", "from worthline.cli import app; app()", "serve", "--port", "1"],
+    result = subprocess.run(  # noqa: S603 (the test's own commands)
+        [sys.executable, "-c", "from worthline.cli import app; app()", *command],
         env=env,
         cwd=tmp_path,
         capture_output=True,
