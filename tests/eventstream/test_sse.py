@@ -222,8 +222,18 @@ async def test_streams_per_user_are_bounded(tuned):
         body = _problem(refused, 429, "too-many-streams")
         assert "2" in body["detail"]
         assert refused.headers["retry-after"]
+        ticket = (await tuned.post("/events/ticket", headers=headers)).json()["ticket"]
+        _problem(await tuned.get("/events", params={"ticket": ticket}), 429, "too-many-streams")
         async with open_stream(tuned, other):  # another user is not affected
             pass
+    # The ticket refused for want of room was not used up.
+    for _ in range(50):
+        async with tuned.stream("GET", "/events", params={"ticket": ticket}) as response:
+            if response.status_code == 200:
+                break
+            assert response.status_code == 429
+        await asyncio.sleep(0.05)
+    assert response.status_code == 200
     # Closed streams give their places back (once the server has seen the disconnects).
     statuses = []
     for _ in range(50):

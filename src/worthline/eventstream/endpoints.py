@@ -65,6 +65,9 @@ async def _stream_owner(
     """The Bearer token (any scope), else a ticket, which is consumed here."""
     if ticket is None or credentials is not None:
         return (await _principal(request, session, ctx, credentials)).user_id
+    owner = await service.ticket_owner(session, ticket)
+    if owner is not None:  # no room for another stream: 429 before the ticket is used up
+        ctx.bus.check_room(owner)
     async with unit_of_work(ctx.db) as writing:  # claiming deletes: a writing transaction
         user_id = await service.claim_ticket(writing, ticket)
     request.state.quota = await ctx.limiter.hit(Policy.API_READ, f"user:{user_id}")

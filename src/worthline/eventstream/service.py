@@ -309,6 +309,18 @@ async def issue_ticket(
     return ticket, expires_at
 
 
+async def ticket_owner(
+    session: AsyncSession, ticket: str, now: datetime | None = None
+) -> uuid.UUID | None:
+    """Whose the ticket is, if it is still good, without using it up."""
+    now = now or utcnow()
+    return await session.scalar(
+        select(EventTicket.user_id).where(
+            EventTicket.digest == digest(ticket), EventTicket.expires_at > now
+        )
+    )
+
+
 async def claim_ticket(
     session: AsyncSession, ticket: str, now: datetime | None = None
 ) -> uuid.UUID:

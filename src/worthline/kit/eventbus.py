@@ -99,17 +99,20 @@ class EventBus:
     async def start(self) -> None:
         """Ready to deliver: after this returns, every later publication reaches subscribers."""
 
-    async def subscribe(self, user_id: uuid.UUID) -> Subscription:
-        """Register a stream for `user_id` (429 beyond the per-user limit of this process)."""
-        await self.start()
-        streams = self._subscribers[user_id]
-        if len(streams) >= self.max_streams_per_user:
+    def check_room(self, user_id: uuid.UUID) -> None:
+        """429 when `user_id` has as many streams in this process as it may."""
+        if self.streams(user_id) >= self.max_streams_per_user:
             raise StreamLimitReached(
                 f"At most {self.max_streams_per_user} event streams per user; close one first",
                 headers={"Retry-After": "5"},
             )
+
+    async def subscribe(self, user_id: uuid.UUID) -> Subscription:
+        """Register a stream for `user_id` (429 beyond the per-user limit of this process)."""
+        await self.start()
+        self.check_room(user_id)
         subscription = Subscription(self, user_id)
-        streams.add(subscription)
+        self._subscribers[user_id].add(subscription)
         return subscription
 
     def streams(self, user_id: uuid.UUID | None = None) -> int:
