@@ -58,13 +58,10 @@ def tail(
                 last = await service.last_event_id(session, owner.id) or 0
             console.print(f"Following {owner.email} from event {last} (Ctrl-C to stop)")
             while True:
-                async with ctx.db.read_session() as session:
-                    page = await service.events_after(session, owner.id, last)
-                for message in page:
+                for message in await service.from_log(ctx.db, owner.id, last):
                     _print(message.id, message.event, message.data)
                     last = message.id
-                if len(page) < service.REPLAY_PAGE:
-                    await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)
         finally:
             await ctx.close()
 

@@ -125,14 +125,11 @@ async def _stream(
                 sent = newest
             else:
                 sent = last_id
-                while True:  # a page at a time: a long absence may have left many
-                    async with ctx.db.read_session() as session:
-                        page = await service.events_after(session, user_id, sent)
+                # A page at a time: a long absence may have left many.
+                async for page in service.log_pages(ctx.db, user_id, last_id):
                     for message in page:
                         yield _sse(message)
-                        sent = message.id
-                    if len(page) < service.REPLAY_PAGE:
-                        break
+                    sent = page[-1].id
         # Without Redis, events committed by another process (a CLI import) reach no bus:
         # an idle stream reads the log for them.
         poll = None if ctx.bus.shared else LOG_POLL_SECONDS

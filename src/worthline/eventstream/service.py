@@ -204,18 +204,26 @@ async def events_after(
     return [sse_message(i, t, p) for i, t, p in await session.execute(query)]
 
 
-async def from_log(
+async def log_pages(
     db: Database, user_id: uuid.UUID, sent: int, through: int | None = None
-) -> list[BusMessage]:
-    """The user's events after `sent` (up to `through`), from the log, all pages."""
-    out: list[BusMessage] = []
+) -> AsyncIterator[list[BusMessage]]:
+    """The user's events after `sent` (up to `through`) from the log, a page at a time (each
+    its own short read: a long replay holds no snapshot open while the client reads)."""
     while True:
         async with db.read_session() as session:
             page = await events_after(session, user_id, sent, through=through)
-        out += page
+        if page:
+            yield page
         if len(page) < REPLAY_PAGE:
-            return out
+            return
         sent = page[-1].id
+
+
+async def from_log(
+    db: Database, user_id: uuid.UUID, sent: int, through: int | None = None
+) -> list[BusMessage]:
+    """`log_pages`, all of them."""
+    return [message async for page in log_pages(db, user_id, sent, through) for message in page]
 
 
 async def in_order(
